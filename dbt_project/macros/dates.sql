@@ -1,0 +1,75 @@
+{#- Portable date helpers. Everything returns DATE so comparisons never mix DATE and TIMESTAMP. -#}
+
+{% macro add_days(date_expr, n) -%}
+    cast({{ dbt.dateadd('day', n, date_expr) }} as date)
+{%- endmacro %}
+
+{% macro days_between(start_expr, end_expr) -%}
+    {{ dbt.datediff(start_expr, end_expr, 'day') }}
+{%- endmacro %}
+
+{% macro period_trunc(date_expr) -%}
+    {#- weeks start on Monday (ISO) on DuckDB, Postgres and Spark -#}
+    cast({{ dbt.date_trunc(var('period_grain'), date_expr) }} as date)
+{%- endmacro %}
+
+{% macro next_period(date_expr) -%}
+    {%- set grain = var('period_grain') -%}
+    {%- if grain == 'week' -%}
+        cast({{ dbt.dateadd('day', 7, date_expr) }} as date)
+    {%- elif grain == 'month' -%}
+        cast({{ dbt.dateadd('month', 1, date_expr) }} as date)
+    {%- elif grain == 'quarter' -%}
+        {#- DuckDB's dateadd has no quarter; three months is the same everywhere -#}
+        cast({{ dbt.dateadd('month', 3, date_expr) }} as date)
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("period_grain must be week, month or quarter, got " ~ grain) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro grain_interval() -%}
+    {%- set grain = var('period_grain') -%}
+    {%- if grain == 'week' -%}interval '7 days'{%- elif grain == 'month' -%}interval '1 month'{%- else -%}interval '3 months'{%- endif -%}
+{%- endmacro %}
+
+{#- One row per period start between two DATE expressions (inclusive). -#}
+{% macro period_spine(start_expr, end_expr) -%}
+    {{ return(adapter.dispatch('period_spine')(start_expr, end_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__period_spine(start_expr, end_expr) -%}
+    select cast(unnest(generate_series(cast({{ start_expr }} as timestamp), cast({{ end_expr }} as timestamp), {{ grain_interval() }})) as date) as period_start
+{%- endmacro %}
+
+{% macro postgres__period_spine(start_expr, end_expr) -%}
+    select cast(g as date) as period_start
+    from generate_series(cast({{ start_expr }} as timestamp), cast({{ end_expr }} as timestamp), {{ grain_interval() }}) as g
+{%- endmacro %}
+
+{% macro default__period_spine(start_expr, end_expr) -%}
+    {#- portable fallback: numbers 0..9999 from a cross join, then keep those within range -#}
+    with digits as (
+        select 0 as d union all select 1 union all select 2 union all select 3 union all select 4
+        union all select 5 union all select 6 union all select 7 union all select 8 union all select 9
+    ), numbers as (
+        select a.d + 10 * b.d + 100 * c.d + 1000 * e.d as n
+        from digits a cross join digits b cross join digits c cross join digits e
+    ), starts as (
+        select
+            {% if var('period_grain') == 'week' -%}
+            cast({{ dbt.dateadd('day', 'n * 7', start_expr) }} as date)
+            {%- elif var('period_grain') == 'month' -%}
+            cast({{ dbt.dateadd('month', 'n', start_expr) }} as date)
+            {%- else -%}
+            cast({{ dbt.dateadd('month', 'n * 3', start_expr) }} as date)
+            {%- endif %} as period_start
+        from numbers
+    )
+    select period_start from starts where period_start <= cast({{ end_expr }} as date)
+{%- endmacro %}
+
+{#- A 64-bit float for rates; dbt.type_float() is 32-bit on DuckDB. -#}
+{% macro type_double() -%}{{ return(adapter.dispatch('type_double')()) }}{%- endmacro %}
+{% macro default__type_double() -%}double precision{%- endmacro %}
+{% macro duckdb__type_double() -%}double{%- endmacro %}
+{% macro spark__type_double() -%}double{%- endmacro %}

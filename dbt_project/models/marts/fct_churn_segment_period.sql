@@ -1,0 +1,36 @@
+-- grain: one row per period x segment dimension x segment value.
+-- Dimensions: the customer attribute columns (var segment_dimensions narrows them) plus the
+-- behavioural tenure band at period start. Same counting rules as fct_churn_period.
+{%- set dims = customer_attribute_columns(ref('dim_customers'), for_segments=true) | list %}
+{%- do dims.append('tenure_band') %}
+with cp as (select * from {{ ref('fct_customer_period') }}),
+
+long as (
+    {%- for dim in dims %}
+    select period_start, period_end, '{{ dim }}' as segment_dimension,
+           coalesce(cast({{ adapter.quote(dim) }} as {{ dbt.type_string() }}), '(missing)') as segment_value,
+           active_at_start, is_new, is_reactivated, is_churned, active_at_end, is_transient
+    from cp
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+agg as (
+    select
+        period_start, period_end, segment_dimension, segment_value,
+        cast(sum(active_at_start) as {{ dbt.type_bigint() }}) as customers_start,
+        cast(sum(is_new) as {{ dbt.type_bigint() }}) as customers_new,
+        cast(sum(is_reactivated) as {{ dbt.type_bigint() }}) as customers_reactivated,
+        cast(sum(is_churned) as {{ dbt.type_bigint() }}) as customers_churned,
+        cast(sum(active_at_end) as {{ dbt.type_bigint() }}) as customers_end,
+        cast(sum(is_transient) as {{ dbt.type_bigint() }}) as customers_transient
+    from long
+    group by period_start, period_end, segment_dimension, segment_value
+)
+
+select
+    *,
+    case when customers_start = 0 then null
+         else cast(customers_churned as {{ type_double() }}) / customers_start end as churn_rate,
+    case when customers_start < {{ var('segment_min_customers') | int }} then 1 else 0 end as is_small_segment
+from agg

@@ -1,0 +1,122 @@
+-- grain: one row per customer x period in which the customer was active on at least one day.
+--
+-- Boundary rule (the whole churn arithmetic follows from it): a customer is "active at the
+-- boundary" b when a span covers both the day before b and day b (span_start < b < span_end).
+--   active_at_start = active at period_start, active_at_end = active at next_period_start
+--   churned      = active at start and not at end (a span ending exactly on the boundary
+--                  ends in the earlier period; churn-and-return inside a period is not churn)
+--   new          = not active at start, active at end, first ever span starts in the period
+--   reactivated  = not active at start, active at end, an earlier span exists
+--   transient    = active inside the period but at neither boundary (start-and-churn in the
+--                  same period); reported separately and excluded from the churn rate
+-- so customers_start + new + reactivated - churned = customers_end holds by construction.
+with periods as (select * from {{ ref('int_periods') }}),
+spans as (select * from {{ ref('int_customer_spans') }}),
+
+first_starts as (
+    select customer_id, min(span_start) as first_start from spans group by customer_id
+),
+
+span_periods as (
+    select
+        s.customer_id,
+        p.period_start,
+        p.next_period_start,
+        p.period_end,
+        max(case when s.span_start < p.period_start and (s.span_end is null or s.span_end > p.period_start) then 1 else 0 end) as active_at_start,
+        max(case when s.span_start < p.next_period_start and (s.span_end is null or s.span_end > p.next_period_start) then 1 else 0 end) as active_at_end
+    from spans s
+    join periods p
+      on s.span_start < p.next_period_start
+     and (s.span_end is null or s.span_end > p.period_start)
+    group by s.customer_id, p.period_start, p.next_period_start, p.period_end
+),
+
+flags as (
+    select
+        o.*,
+        f.first_start,
+        case when f.first_start >= o.period_start and f.first_start < o.next_period_start then 1 else 0 end as first_start_in_period
+    from span_periods o
+    join first_starts f on f.customer_id = o.customer_id
+),
+
+mrr as (
+    -- MRR of subscriptions live at a boundary, with the same boundary rule as customers
+    select p.period_start,
+           s.customer_id,
+           sum(case when s.start_date < p.period_start and (s.end_date is null or s.end_date > p.period_start) then s.mrr else 0 end) as mrr_start,
+           sum(case when s.start_date < p.next_period_start and (s.end_date is null or s.end_date > p.next_period_start) then s.mrr else 0 end) as mrr_end
+    from {{ ref('stg_crm__subscriptions') }} s
+    join periods p on s.start_date < p.next_period_start and (s.end_date is null or s.end_date > p.period_start)
+    group by p.period_start, s.customer_id
+),
+
+orders as (
+    select customer_id, {{ period_trunc('order_date') }} as period_start,
+           count(*) as orders_count, sum(amount) as revenue
+    from {{ ref('stg_crm__orders') }}
+    where status = 'completed'
+    group by 1, 2
+),
+
+interactions as (
+    select customer_id, {{ period_trunc('occurred_on') }} as period_start, count(*) as interactions_count
+    from {{ ref('stg_crm__interactions') }} group by 1, 2
+),
+
+tickets as (
+    select customer_id, {{ period_trunc('opened_on') }} as period_start, count(*) as tickets_count
+    from {{ ref('stg_crm__support_tickets') }} group by 1, 2
+),
+
+loyalty as (
+    select customer_id, {{ period_trunc('occurred_on') }} as period_start, sum(points) as loyalty_points
+    from {{ ref('stg_crm__loyalty_events') }} group by 1, 2
+),
+
+last_activity as (
+    select f.customer_id, f.period_start, max(e.activity_date) as last_activity_date
+    from flags f
+    join {{ ref('int_customer_activity_events') }} e
+      on e.customer_id = f.customer_id and e.activity_date < f.next_period_start
+    group by f.customer_id, f.period_start
+)
+
+select
+    f.customer_id,
+    f.period_start,
+    f.period_end,
+    cast(f.active_at_start as {{ dbt.type_int() }}) as active_at_start,
+    cast(f.active_at_end as {{ dbt.type_int() }}) as active_at_end,
+    case when f.active_at_start = 0 and f.active_at_end = 1 and f.first_start_in_period = 1 then 1 else 0 end as is_new,
+    case when f.active_at_start = 0 and f.active_at_end = 1 and f.first_start_in_period = 0 then 1 else 0 end as is_reactivated,
+    case when f.active_at_start = 1 and f.active_at_end = 0 then 1 else 0 end as is_churned,
+    case when f.active_at_start = 0 and f.active_at_end = 0 then 1 else 0 end as is_transient,
+    coalesce(m.mrr_start, 0) as mrr_start,
+    coalesce(m.mrr_end, 0) as mrr_end,
+    {{ days_between('f.first_start', 'f.next_period_start') }} as tenure_days,
+    case
+        when {{ days_between('f.first_start', 'f.period_start') }} < 90 then '0-3m'
+        when {{ days_between('f.first_start', 'f.period_start') }} < 365 then '3-12m'
+        when {{ days_between('f.first_start', 'f.period_start') }} < 730 then '12-24m'
+        else '24m+'
+    end as tenure_band,
+    coalesce(o.orders_count, 0) as orders_count,
+    coalesce(o.revenue, 0) as revenue,
+    coalesce(i.interactions_count, 0) as interactions_count,
+    coalesce(t.tickets_count, 0) as tickets_count,
+    coalesce(l.loyalty_points, 0) as loyalty_points,
+    {{ days_between('la.last_activity_date', 'f.next_period_start') }} as days_since_last_activity,
+    {%- for col in customer_attribute_columns(ref('dim_customers')) %}
+    c.{{ adapter.quote(col) }},
+    {%- endfor %}
+    f.first_start as first_active_date
+from flags f
+left join mrr m on m.customer_id = f.customer_id and m.period_start = f.period_start
+left join orders o on o.customer_id = f.customer_id and o.period_start = f.period_start
+left join interactions i on i.customer_id = f.customer_id and i.period_start = f.period_start
+left join tickets t on t.customer_id = f.customer_id and t.period_start = f.period_start
+left join loyalty l on l.customer_id = f.customer_id and l.period_start = f.period_start
+left join last_activity la on la.customer_id = f.customer_id and la.period_start = f.period_start
+left join {{ ref('dim_customers') }} c on c.customer_id = f.customer_id

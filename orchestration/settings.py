@@ -1,0 +1,152 @@
+"""One typed settings object, read from environment variables with defaults.
+
+Every other module gets its configuration from ``get_settings()``; nothing else reads
+``os.environ`` for pipeline settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SOURCES = ("cdnow", "telco", "synthetic", "folder")
+CHURN_DEFINITIONS = ("auto", "contractual", "inactivity")
+PERIOD_GRAINS = ("week", "month", "quarter")
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable and the fix."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (_env(name, default) or default).lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not valid; use one of {', '.join(allowed)}")
+    return value
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; set e.g. {name}={default}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _date(name: str) -> date | None:
+    raw = _env(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an ISO date; use YYYY-MM-DD") from None
+
+
+def validate_identifier(value: str, what: str) -> str:
+    """Identifiers that reach SQL (column / segment names) must match a strict pattern."""
+    if not _IDENT.match(value):
+        raise SettingsError(
+            f"{what} {value!r} is not a safe identifier; use lower-case letters, digits and _"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str = "cdnow"
+    landing_dir: Path | None = None  # required for source=folder
+    data_dir: Path = REPO_ROOT / "data"
+    as_of_date: date | None = None  # None = latest date in the data
+    churn_definition: str = "auto"  # auto = contractual when subscriptions exist
+    inactivity_days: int = 90
+    grace_days: int = 7
+    period_grain: str = "month"
+    segment_dimensions: tuple[str, ...] = ()  # empty = every attribute column of customers
+    synthetic_customers: int = 2000
+    seed: int = 42
+    schedule_cron: str = "0 6 * * *"
+    schedule_timezone: str = "UTC"
+    high_risk_threshold: float = 0.5
+    medium_risk_threshold: float = 0.2
+    future_date_tolerance_days: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    # --- derived paths -------------------------------------------------------
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def warehouse_path(self) -> Path:
+        # one private warehouse per source, so the SCD2 snapshot never mixes two datasets
+        return self.warehouse_dir / f"{self.source}.duckdb"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.data_dir / "published"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models" / self.source
+
+    @property
+    def gx_docs_dir(self) -> Path:
+        return self.data_dir / "gx_docs"
+
+    @property
+    def resolved_landing_dir(self) -> Path:
+        if self.source == "folder":
+            if self.landing_dir is None:
+                raise SettingsError(
+                    "CHURN_SOURCE=folder needs CHURN_LANDING_DIR (make run SOURCE=folder LANDING=<dir>)"
+                )
+            return self.landing_dir
+        return self.landing_dir or (self.data_dir / "landing" / self.source)
+
+
+def load_settings() -> Settings:
+    landing = _env("CHURN_LANDING_DIR")
+    dims = _env("CHURN_SEGMENT_DIMENSIONS", "") or ""
+    dimensions = tuple(
+        validate_identifier(d.strip().lower(), "CHURN_SEGMENT_DIMENSIONS entry")
+        for d in dims.split(",")
+        if d.strip()
+    )
+    s = Settings(
+        source=_choice("CHURN_SOURCE", "cdnow", SOURCES),
+        landing_dir=Path(landing).expanduser().resolve() if landing else None,
+        data_dir=Path(_env("CHURN_DATA_DIR", str(REPO_ROOT / "data"))).expanduser().resolve(),  # type: ignore[arg-type]
+        as_of_date=_date("CHURN_AS_OF_DATE"),
+        churn_definition=_choice("CHURN_DEFINITION", "auto", CHURN_DEFINITIONS),
+        inactivity_days=_int("CHURN_INACTIVITY_DAYS", 90, minimum=1),
+        grace_days=_int("CHURN_GRACE_DAYS", 7, minimum=0),
+        period_grain=_choice("CHURN_PERIOD_GRAIN", "month", PERIOD_GRAINS),
+        segment_dimensions=dimensions,
+        synthetic_customers=_int("CHURN_SYNTHETIC_CUSTOMERS", 2000, minimum=10),
+        seed=_int("CHURN_SEED", 42),
+        schedule_cron=_env("CHURN_SCHEDULE_CRON", "0 6 * * *") or "0 6 * * *",
+        schedule_timezone=_env("CHURN_SCHEDULE_TIMEZONE", "UTC") or "UTC",
+    )
+    return s
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
