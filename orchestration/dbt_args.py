@@ -1,0 +1,32 @@
+"""dbt arguments built by small pure functions (unit-tested in tests/test_dbt_args.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestration.settings import Settings
+
+
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars that carry the churn definition and grain from the typed settings."""
+    out: dict[str, Any] = {
+        "churn_definition": settings.churn_definition,
+        "inactivity_days": settings.inactivity_days,
+        "grace_days": settings.grace_days,
+        "period_grain": settings.period_grain,
+        "as_of_date": settings.as_of_date.isoformat() if settings.as_of_date else None,
+    }
+    if settings.segment_dimensions:
+        out["segment_dimensions"] = list(settings.segment_dimensions)
+    return out
+
+
+def dbt_build_args(settings: Settings, extra: list[str] | None = None) -> list[str]:
+    """`dbt build` with the vars as compact JSON (dbt parses --vars as YAML, JSON is a subset)."""
+    return ["build", "--vars", json.dumps(dbt_vars(settings), sort_keys=True, separators=(",", ":")), *(extra or [])]
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment the dbt subprocess needs: where the private warehouse is."""
+    return {"CHURN_WAREHOUSE_PATH": str(settings.warehouse_path)}

@@ -1,0 +1,1 @@
+"""Ingest: the raw contract, source adapters, the landing loader and quarantine."""

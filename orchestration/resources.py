@@ -1,0 +1,48 @@
+"""Resources: the private DuckDB warehouse and the dbt CLI."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource
+
+from orchestration.project import DBT_PROJECT_DIR
+from orchestration.settings import get_settings
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The pipeline's private DuckDB file. Only this process (and dbt, in its own step)
+    opens it; BI tools read the published copy instead, so they never hold its lock."""
+
+    path: str = ""  # empty = the settings' warehouse path, read when a step runs
+
+    def resolved_path(self) -> Path:
+        return Path(self.path) if self.path else get_settings().warehouse_path
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        path = self.resolved_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            # close before the next step: dbt runs in a subprocess and needs the write lock
+            con.close()
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(),
+        # the dbt next to this interpreter, so an un-activated .venv works
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            dbt_executable=str(Path(sys.executable).with_name("dbt")),
+        ),
+    }

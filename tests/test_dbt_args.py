@@ -1,0 +1,54 @@
+"""The dbt arguments are built by pure functions from the typed settings."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from orchestration.dbt_args import dbt_build_args, dbt_env, dbt_vars
+from orchestration.settings import Settings, SettingsError, load_settings
+
+
+def test_vars_carry_the_definition():
+    s = Settings(churn_definition="inactivity", inactivity_days=45, period_grain="week", as_of_date=date(2024, 1, 31))
+    assert dbt_vars(s) == {"churn_definition": "inactivity", "inactivity_days": 45, "grace_days": 7,
+                           "period_grain": "week", "as_of_date": "2024-01-31"}
+
+
+def test_build_args_are_json_vars():
+    s = Settings(segment_dimensions=("country", "plan"))
+    args = dbt_build_args(s, ["--select", "fct_churn_period"])
+    assert args[0] == "build" and args[1] == "--vars" and args[3:] == ["--select", "fct_churn_period"]
+    assert json.loads(args[2])["segment_dimensions"] == ["country", "plan"]
+    assert json.loads(args[2])["as_of_date"] is None
+
+
+def test_env_points_dbt_at_the_private_warehouse(tmp_path):
+    s = Settings(source="telco", data_dir=tmp_path)
+    assert dbt_env(s) == {"CHURN_WAREHOUSE_PATH": str(tmp_path / "warehouse" / "telco.duckdb")}
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"CHURN_SOURCE": "excel"}, "CHURN_SOURCE='excel' is not valid"),
+        ({"CHURN_INACTIVITY_DAYS": "ninety"}, "CHURN_INACTIVITY_DAYS='ninety' is not an integer"),
+        ({"CHURN_AS_OF_DATE": "31.01.2024"}, "CHURN_AS_OF_DATE='31.01.2024' is not an ISO date"),
+        ({"CHURN_SEGMENT_DIMENSIONS": "country,plan; drop table x"}, "not a safe identifier"),
+    ],
+)
+def test_bad_settings_give_one_line_errors(monkeypatch, env, message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")) as exc:
+        load_settings()
+    assert "\n" not in str(exc.value)
+
+
+def test_folder_source_needs_a_folder():
+    with pytest.raises(SettingsError, match="CHURN_LANDING_DIR"):
+        Settings(source="folder").resolved_landing_dir
+    assert Settings(source="folder", landing_dir=Path("/x")).resolved_landing_dir == Path("/x")
