@@ -144,7 +144,9 @@ def _time_split_problem(df: pd.DataFrame) -> str | None:
     for part_name, part in (("train", df[df[DATE_COLUMN] < last]), ("test", df[df[DATE_COLUMN] == last])):
         absent = _missing_class(part[LABEL_COLUMN])
         if absent:
-            return f"time split would leave no {absent} in {part_name} (dates {_iso_dates(part[DATE_COLUMN])})"
+            span = _iso_dates(part[DATE_COLUMN])
+            where = span[0] if len(span) == 1 else f"{span[0]}..{span[-1]}, {len(span)} dates"
+            return f"time split would leave no {absent} in {part_name} ({where})"
     return None
 
 

@@ -48,7 +48,7 @@ def read_raw(path: Path | None = None) -> pd.DataFrame:
     raw = pd.read_csv(
         path,
         sep=r"\s+",
-        dtype={"customer_id": str, "date": str, "number_of_cds": "int64", "dollar_value": "float64"},
+        dtype={"customer_id": str, "date": str, "number_of_cds": "int64", "dollar_value": float},
     )
     raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
     return raw

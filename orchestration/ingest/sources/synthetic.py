@@ -14,9 +14,10 @@ Every customer gets latent traits that drive both their behaviour and their chur
 Customers sign up uniformly across the window ``[start, start + months)``.  Each has one or more
 subscriptions: plan upgrades/downgrades start a new row (different ``mrr``) on the day the
 previous one ends; churners' last subscription has an ``end_date`` (exclusive); some churners
-reactivate later with a new subscription.  All dates and timestamps fall inside the window
+reactivate later with a new (monthly) subscription.  All dates and timestamps fall inside the window
 (a ticket resolved after the window end is left unresolved).  Rough per-customer volumes at the
-default settings: ~60 interactions, ~6 orders, ~1.3 tickets, ~1 loyalty event.
+default settings (24 months): ~77 interactions, ~7 orders, ~1.4 support tickets, ~1.1 loyalty
+events and ~1.2 subscriptions; overall churn is ~4% per customer-month of service.
 
 Output is chunked: customers are generated ``chunk_customers`` at a time and every table is
 written as ``<dest>/<table>/part-NNNNN.parquet``, one part per chunk, so memory stays bounded
@@ -115,7 +116,7 @@ def _window(start: date, months: int) -> _Window:
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    """Fixed-width string keys ``<prefix><number zero-padded to width>``, built without Python loops."""
+    """Fixed-width keys ``<prefix><number zero-padded to width>``, built without Python loops."""
     numbers = np.asarray(numbers, dtype=np.int64)
     head = prefix.encode()
     length = len(head) + width
@@ -133,7 +134,9 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     ).cast(pa.string())
 
 
-def _labels(values: tuple[str, ...], index: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def _labels(
+    values: tuple[str, ...], index: np.ndarray, valid: np.ndarray | None = None
+) -> pa.Array:
     """Strings ``values[index]`` (null where ``valid`` is False)."""
     out = pa.array(values, type=pa.string()).take(pa.array(np.asarray(index, dtype=np.int64)))
     if valid is not None:
@@ -274,7 +277,9 @@ def _generate_chunk(
     react_day = churn_day + 30 + np.ceil(rng.exponential(90.0, n)).astype(np.int64)
     react = churned & (rng.random(n) < 0.15) & (react_day < W - 1)
     react_cust = np.flatnonzero(react)
-    survival2 = rng.exponential(1.0 / (hazard_per_day[react_cust] * 1.3 * np.exp(-HAZARD_ANNUAL * annual[react_cust])))
+    # they return on a monthly contract (no annual discount on the hazard), a bit more fragile
+    hazard2 = hazard_per_day[react_cust] * 1.3 * np.exp(-HAZARD_ANNUAL * annual[react_cust])
+    survival2 = rng.exponential(1.0 / hazard2)
     churn2 = react_day[react_cust] + np.maximum(np.ceil(survival2), 1).astype(np.int64)
     churned2 = churn2 < W
 
@@ -312,7 +317,8 @@ def _generate_chunk(
     change_rate = np.where(iv_annual, 0.12, 0.25) / 365.0
     n_changes = np.minimum(rng.poisson(change_rate * length), np.maximum(length - 1, 0) // 30)
     ch_iv = np.repeat(np.arange(n_iv), n_changes)
-    ch_day = iv_start[ch_iv] + 1 + np.floor(rng.random(len(ch_iv)) * (length[ch_iv] - 1)).astype(np.int64)
+    ch_offset = np.floor(rng.random(len(ch_iv)) * (length[ch_iv] - 1)).astype(np.int64)
+    ch_day = iv_start[ch_iv] + 1 + ch_offset
     seg_iv = np.concatenate([np.arange(n_iv), ch_iv])
     seg_start = np.concatenate([iv_start, ch_day])
     order = np.lexsort((seg_start, seg_iv))
@@ -362,7 +368,8 @@ def _generate_chunk(
 
     # --- interactions ----------------------------------------------------------------------
     ev_iv, ev_t = _events(
-        rng, iv_start, iv_end, iv_churn, interaction_rate[iv_cust], win, decay_floor=0.08, weekend=0.75
+        rng, iv_start, iv_end, iv_churn, interaction_rate[iv_cust], win,
+        decay_floor=0.08, weekend=0.75,
     )
     ev_cust = iv_cust[ev_iv]  # already ordered by customer, then time
     ev_us = _timestamps_us(ev_t, _HOURS_INTERACTIONS)
@@ -371,7 +378,8 @@ def _generate_chunk(
     is_app = ~is_email & (rng.random(n_ev) < app_share[ev_cust])
     channel_idx = np.where(is_email, 2, np.where(is_app, 1, 0))  # web, app, email
     u = rng.random(n_ev)
-    type_idx = np.where(is_email, np.where(u < 0.75, 1, 2), np.where(u < 0.65, 0, 2))  # login/open/click
+    # login / open / click: email is opened or clicked, web and app sessions log in or click
+    type_idx = np.where(is_email, np.where(u < 0.75, 1, 2), np.where(u < 0.65, 0, 2))
     tables["interactions"] = pa.table(
         {
             "interaction_id": _ids("I", counters["interactions"] + 1 + np.arange(n_ev), 10),
@@ -384,7 +392,9 @@ def _generate_chunk(
     counters["interactions"] += n_ev
 
     # --- orders -----------------------------------------------------------------------------
-    od_iv, od_t = _events(rng, iv_start, iv_end, iv_churn, order_rate[iv_cust], win, decay_floor=0.35)
+    od_iv, od_t = _events(
+        rng, iv_start, iv_end, iv_churn, order_rate[iv_cust], win, decay_floor=0.35
+    )
     od_cust = iv_cust[od_iv]  # already ordered by customer, then date
     od_day = np.floor(od_t).astype(np.int64)
     n_od = len(od_cust)
@@ -407,26 +417,30 @@ def _generate_chunk(
     counters["orders"] += n_od
 
     # --- support tickets -------------------------------------------------------------------------
-    ticket_rate = np.where(trouble, TICKETS_PER_DAY_TROUBLE, TICKETS_PER_DAY) * np.where(business, 1.3, 1.0)
+    ticket_rate = np.where(trouble, TICKETS_PER_DAY_TROUBLE, TICKETS_PER_DAY)
+    ticket_rate = ticket_rate * np.where(business, 1.3, 1.0)
     tk_iv, tk_t = _events(
-        rng, iv_start, iv_end, np.zeros(n_iv, dtype=bool), ticket_rate[iv_cust], win, 1.0, weekend=0.5
+        rng, iv_start, iv_end, np.zeros(n_iv, dtype=bool), ticket_rate[iv_cust], win,
+        decay_floor=1.0, weekend=0.5,
     )
     tk_us = _timestamps_us(tk_t, _HOURS_TICKETS)
     # churners often raise a ticket in the last two months before leaving
     pre_p = np.where(trouble[iv_cust], 0.5, 0.2)
     pre_iv = np.flatnonzero(iv_churn & (rng.random(n_iv) < pre_p))
-    pre_day = np.maximum(iv_end[pre_iv] - 1 - np.floor(rng.random(len(pre_iv)) * 60).astype(np.int64), iv_start[pre_iv])
+    pre_back = np.floor(rng.random(len(pre_iv)) * 60).astype(np.int64)
+    pre_day = np.maximum(iv_end[pre_iv] - 1 - pre_back, iv_start[pre_iv])
     pre_us = pre_day * _US_PER_DAY + _time_of_day_us(rng, _HOURS_TICKETS, len(pre_iv))
     tk_iv = np.concatenate([tk_iv, pre_iv])
     tk_us = np.concatenate([tk_us, pre_us])
-    tk_pre = np.concatenate([np.zeros(len(tk_iv) - len(pre_iv), dtype=bool), np.ones(len(pre_iv), dtype=bool)])
+    tk_pre = np.arange(len(tk_iv)) >= len(tk_iv) - len(pre_iv)
     tk_cust = iv_cust[tk_iv]
     order = np.lexsort((tk_us, tk_cust))
     tk_cust, tk_us, tk_pre = tk_cust[order], tk_us[order], tk_pre[order]
     n_tk = len(tk_cust)
     tk_trouble = trouble[tk_cust]
     priority = _choice(rng, (0.35, 0.40, 0.20, 0.05), n_tk)
-    priority = np.where((tk_trouble | tk_pre) & (rng.random(n_tk) < 0.35), np.maximum(priority, 2), priority)
+    escalated = (tk_trouble | tk_pre) & (rng.random(n_tk) < 0.35)
+    priority = np.where(escalated, np.maximum(priority, 2), priority)  # at least "high"
     category = np.where(
         tk_trouble & (rng.random(n_tk) < 0.5), 1, _choice(rng, (0.30, 0.30, 0.15, 0.15, 0.10), n_tk)
     )
@@ -521,17 +535,16 @@ def _loyalty(
         m = who[idx]
         k = kind[idx]
         tier_before[idx] = np.searchsorted(thresholds, lifetime[m], side="right")
+        redeem = -np.floor(redeem_frac[idx] * balance[m])
+        redeem = np.where(redeem > -50, 0.0, redeem)  # too little to redeem: no redemption
         pts = np.where(
-            k == 1,
-            earn_pts[idx],
-            np.where(k == 2, -np.floor(redeem_frac[idx] * balance[m]), np.where(k == 4, -balance[m], 0.0)),
+            k == 1, earn_pts[idx], np.where(k == 2, redeem, np.where(k == 4, -balance[m], 0.0))
         )
         points[idx] = pts
         balance[m] += pts
         lifetime[m] += np.where(k == 1, pts, 0.0)
         tier_after[idx] = np.searchsorted(thresholds, lifetime[m], side="right")
-    # redemptions need something to redeem
-    valid = ~((kind == 2) & (points > -50))
+    valid = ~((kind == 2) & (points == 0))  # drop the redemptions that did not happen
     # tier changes: an extra event one second after the earn that crossed a threshold
     crossed = np.flatnonzero(valid & (tier_after > tier_before))
     who = np.concatenate([who[valid], who[crossed]])
@@ -540,7 +553,8 @@ def _loyalty(
     points = np.concatenate([points[valid], np.zeros(len(crossed))])
     tier = np.concatenate([tier_after[valid], tier_after[crossed]])
     order = np.lexsort((kind_all, when, who))
-    who, when, kind_all, points, tier = who[order], when[order], kind_all[order], points[order], tier[order]
+    who, when, kind_all = who[order], when[order], kind_all[order]
+    points, tier = points[order], tier[order]
     when = np.minimum(when, win.days * _US_PER_DAY - 1)
     n_le = len(who)
     table = pa.table(
@@ -549,7 +563,7 @@ def _loyalty(
             "customer_id": cust_ids.take(pa.array(enrolled[who])),
             "occurred_at": _timestamps(win, when),
             "event_type": _labels(LOYALTY_TYPES, kind_all),
-            "points": pa.array(points + 0.0, type=pa.float64()),
+            "points": pa.array(points + 0.0, type=pa.float64()),  # + 0.0 turns -0.0 into 0.0
             "tier": _labels(LOYALTY_TIERS, tier),
         }
     )

@@ -97,5 +97,7 @@ def write_landing(dest: Path) -> dict[str, int]:
 
     return {
         "customers": write_table(dest / "customers.parquet", "customers", customers),
-        "subscriptions": write_table(dest / "subscriptions.parquet", "subscriptions", subscriptions),
+        "subscriptions": write_table(
+            dest / "subscriptions.parquet", "subscriptions", subscriptions
+        ),
     }
