@@ -11,7 +11,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DBT_DIR = REPO / "dbt_project"
-DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

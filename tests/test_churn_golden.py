@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from helpers import dbt_build, load_landing, query
+from pipeline_helpers import DATA, dbt_build, load_landing, query
 
-from conftest import DATA
+
 
 COLS = "period_start, customers_start, customers_new, customers_reactivated, customers_churned, customers_end, customers_transient, churn_rate"
 

@@ -14,8 +14,9 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from pipeline_helpers import DATA
 
-from conftest import DATA
+
 
 PUBLISHED = ["fct_churn_period", "fct_churn_segment_period", "customer_churn_scores", "churn_risk_by_segment"]
 PERIOD_COLS = ["period_start", "period_end", "customers_start", "customers_new", "customers_reactivated",

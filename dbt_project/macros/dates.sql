@@ -73,3 +73,14 @@
 {% macro default__type_double() -%}double precision{%- endmacro %}
 {% macro duckdb__type_double() -%}double{%- endmacro %}
 {% macro spark__type_double() -%}double{%- endmacro %}
+
+{#- Behavioural tenure band, shared by the period facts and the ML features. -#}
+{% macro tenure_band(days_expr) -%}
+    case
+        when {{ days_expr }} is null then null
+        when {{ days_expr }} < 90 then '0-3m'
+        when {{ days_expr }} < 365 then '3-12m'
+        when {{ days_expr }} < 730 then '12-24m'
+        else '24m+'
+    end
+{%- endmacro %}

@@ -113,7 +113,11 @@ def customer_churn_scores(context: dg.AssetExecutionContext, warehouse: Warehous
         scored["model_version"] = latest.name
         con.register("_scored", scored)
         con.execute("create schema if not exists ml")
-        con.execute("create or replace table ml.customer_churn_scores as select * from _scored order by churn_probability desc")
+        con.execute(
+            "create or replace table ml.customer_churn_scores as "
+            "select * replace (cast(observation_date as date) as observation_date) from _scored "
+            "order by churn_probability desc, customer_id"
+        )
         con.unregister("_scored")
     tiers = scored["risk_tier"].value_counts().to_dict()
     return dg.MaterializeResult(

@@ -96,12 +96,7 @@ select
     coalesce(m.mrr_start, 0) as mrr_start,
     coalesce(m.mrr_end, 0) as mrr_end,
     {{ days_between('f.first_start', 'f.next_period_start') }} as tenure_days,
-    case
-        when {{ days_between('f.first_start', 'f.period_start') }} < 90 then '0-3m'
-        when {{ days_between('f.first_start', 'f.period_start') }} < 365 then '3-12m'
-        when {{ days_between('f.first_start', 'f.period_start') }} < 730 then '12-24m'
-        else '24m+'
-    end as tenure_band,
+    {{ tenure_band(days_between('f.first_start', 'f.period_start')) }} as tenure_band,
     coalesce(o.orders_count, 0) as orders_count,
     coalesce(o.revenue, 0) as revenue,
     coalesce(i.interactions_count, 0) as interactions_count,

@@ -88,6 +88,7 @@ select
     o.observation_date,
     o.label,
     {{ days_between('sp.first_active_date', 'o.observation_date') }} as tenure_days,
+    {{ tenure_band(days_between('sp.first_active_date', 'o.observation_date')) }} as tenure_band,
     coalesce(sp.spans_started, 0) - 1 as reactivations,
     {{ days_between('la.last_activity_date', 'o.observation_date') }} as days_since_last_activity,
     -- purchases (RFM)

@@ -14,6 +14,8 @@ from orchestration.ingest.contract import TABLES
 from orchestration.ingest.loader import load_table
 from orchestration.settings import REPO_ROOT, Settings
 
+DATA = Path(__file__).resolve().parent / "data"
+
 
 def load_landing(settings: Settings, landing: Path) -> None:
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,11 +27,11 @@ def load_landing(settings: Settings, landing: Path) -> None:
         con.close()
 
 
-def dbt_build(settings: Settings, select: str = "+fct_churn_segment_period") -> subprocess.CompletedProcess:
+def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period")) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, **dbt_env(settings)}
     proc = subprocess.run(
-        [str(dbt), *dbt_build_args(settings, ["--select", select]), "--project-dir", str(REPO_ROOT / "dbt_project"),
+        [str(dbt), *dbt_build_args(settings, ["--select", *select]), "--project-dir", str(REPO_ROOT / "dbt_project"),
          "--profiles-dir", str(REPO_ROOT / "dbt_project"), "--target-path", str(settings.data_dir / "dbt_target")],
         env=env, capture_output=True, text=True,
     )
