@@ -102,7 +102,7 @@ def main() -> int:
     with dg.DagsterInstance.get() as instance:
         # the full event log lives in DAGSTER_HOME (see `make ui`); the console gets warnings only
         log_level = os.environ.get("CHURN_LOG_LEVEL", "WARNING").upper()
-        result = defs.get_job_def("churn_pipeline").execute_in_process(
+        result = defs.resolve_job_def("churn_pipeline").execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

@@ -81,6 +81,8 @@ def _scan_sql(path: Path) -> str:
 
 
 def _file_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: the file is empty (0 bytes); deliver it again with a header row and data")
     try:
         rel = con.sql(f"select * from {_scan_sql(path)} limit 0")
     except duckdb.Error as exc:

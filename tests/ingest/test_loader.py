@@ -1,0 +1,113 @@
+"""The landing loader: contract typing, quarantine with reasons, clear one-line errors."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.ingest.loader import IngestError, check_landing, default_as_of, load_table
+
+RUN_TS = datetime(2024, 6, 1, 12, 0, 0)
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def test_types_lineage_and_extra_columns(tmp_path, con):
+    _write(tmp_path, "customers.csv", "customer_id,signup_date,country,favourite_genre\nA,2024-01-05,US,jazz\nB,,DE,\n")
+    res = load_table(con, tmp_path, "customers", run_ts=RUN_TS)
+    assert (res.rows_loaded, res.rows_quarantined, res.extra_columns) == (2, 0, ["favourite_genre"])
+    rows = con.execute("select customer_id, signup_date, country, gender, favourite_genre, _row_number "
+                       "from raw.customers order by 1").fetchall()
+    assert rows == [("A", date(2024, 1, 5), "US", None, "jazz", 1), ("B", None, "DE", None, None, 2)]
+    types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                             "where table_schema = 'raw' and table_name = 'customers'").fetchall())
+    assert types["signup_date"] == "DATE" and types["birth_year"] == "BIGINT" and types["updated_at"] == "TIMESTAMP"
+
+
+def test_unparsable_and_future_values_are_quarantined_with_reasons(tmp_path, con):
+    _write(tmp_path, "orders.csv",
+           "order_id,customer_id,order_date,amount\n"
+           "o1,A,2024-01-05,10.5\n"
+           "o2,A,31.01.2024,3\n"          # unparsable date
+           "o3,B,2024-02-01,ten\n"        # unparsable amount
+           "o4,B,2030-01-01,4\n")         # after the run date
+    res = load_table(con, tmp_path, "orders", run_ts=RUN_TS)
+    assert (res.rows_loaded, res.rows_quarantined) == (1, 3)
+    q = con.execute("select row_number, reason from raw.quarantine where table_name = 'orders' order by 1").fetchall()
+    assert q == [
+        (2, "order_date: cannot parse 31.01.2024 as DATE"),
+        (3, "amount: cannot parse ten as DOUBLE"),
+        (4, "order_date: date in the future"),
+    ]
+    assert con.execute("select order_id from raw.orders").fetchall() == [("o1",)]
+    # a reload replaces the quarantine rows of that table instead of piling them up
+    load_table(con, tmp_path, "orders", run_ts=RUN_TS)
+    assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == 3
+
+
+def test_missing_required_column_is_one_clear_line(tmp_path, con):
+    path = _write(tmp_path, "subscriptions.csv", "subscription_id,customer_id,start_date,monthly_fee\ns1,A,2024-01-01,9\n")
+    with pytest.raises(IngestError) as exc:
+        load_table(con, tmp_path, "subscriptions", run_ts=RUN_TS)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(path) in msg and "'mrr'" in msg and "subscriptions contract" in msg
+
+
+def test_missing_optional_table_is_empty_and_typed(tmp_path, con):
+    res = load_table(con, tmp_path, "support_tickets", run_ts=RUN_TS)
+    assert res.present is False and res.rows_loaded == 0
+    types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                             "where table_schema = 'raw' and table_name = 'support_tickets'").fetchall())
+    assert types["opened_at"] == "TIMESTAMP" and types["satisfaction_score"] == "DOUBLE"
+
+
+def test_several_files_in_a_table_folder_are_unioned(tmp_path, con):
+    _write(tmp_path / "orders", "part-1.csv", "order_id,customer_id,order_date,amount\no1,A,2024-01-01,1\n")
+    _write(tmp_path / "orders", "part-2.csv", "order_id,customer_id,order_date,amount,status\no2,B,2024-01-02,2,refunded\n")
+    res = load_table(con, tmp_path, "orders", run_ts=RUN_TS)
+    assert res.rows_loaded == 2
+    assert con.execute("select order_id, status, _source_file like '%part-2.csv' from raw.orders order by 1").fetchall() == [
+        ("o1", None, False), ("o2", "refunded", True)]
+
+
+def test_landing_needs_customers_and_an_activity_table(tmp_path):
+    with pytest.raises(IngestError, match="customers is required"):
+        check_landing(tmp_path)
+    _write(tmp_path, "customers.csv", "customer_id\nA\n")
+    with pytest.raises(IngestError, match="subscriptions or orders"):
+        check_landing(tmp_path)
+    _write(tmp_path, "orders.csv", "order_id,customer_id,order_date,amount\no1,A,2024-01-01,1\n")
+    check_landing(tmp_path)
+
+
+def test_empty_and_header_only_customers_files_fail_clearly(tmp_path, con):
+    _write(tmp_path, "customers.csv", "")
+    with pytest.raises(IngestError, match="customers.csv: the file is empty"):
+        load_table(con, tmp_path, "customers", run_ts=RUN_TS)
+    _write(tmp_path, "customers.csv", "customer_id,country\n")
+    with pytest.raises(IngestError, match="header but no data rows"):
+        load_table(con, tmp_path, "customers", run_ts=RUN_TS)
+
+
+def test_default_as_of_is_the_latest_event_date(tmp_path, con):
+    _write(tmp_path, "customers.csv", "customer_id,signup_date,updated_at\nA,2024-01-05,2024-05-30 10:00:00\n")
+    _write(tmp_path, "orders.csv", "order_id,customer_id,order_date,amount\no1,A,2024-03-01,1\no2,A,2024-02-01,1\n")
+    for t in ("customers", "subscriptions", "orders", "interactions", "support_tickets", "loyalty_events"):
+        load_table(con, tmp_path, t, run_ts=RUN_TS)
+    # updated_at is bookkeeping, not an event: the as-of date is the last order
+    assert default_as_of(con) == date(2024, 3, 1)
