@@ -16,6 +16,7 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "grace_days": settings.grace_days,
         "period_grain": settings.period_grain,
         "as_of_date": settings.as_of_date.isoformat() if settings.as_of_date else None,
+        "activity_sources": list(settings.activity_sources),
     }
     if settings.segment_dimensions:
         out["segment_dimensions"] = list(settings.segment_dimensions)

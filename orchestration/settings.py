@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("cdnow", "telco", "synthetic", "folder")
 CHURN_DEFINITIONS = ("auto", "contractual", "inactivity")
 PERIOD_GRAINS = ("week", "month", "quarter")
+ACTIVITY_SOURCES = ("orders", "interactions", "support_tickets", "loyalty_events", "subscriptions")
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -79,6 +80,7 @@ class Settings:
     grace_days: int = 7
     period_grain: str = "month"
     segment_dimensions: tuple[str, ...] = ()  # empty = every attribute column of customers
+    activity_sources: tuple[str, ...] = ("orders",)  # what counts as activity for inactivity churn
     synthetic_customers: int = 2000
     seed: int = 42
     schedule_cron: str = "0 6 * * *"
@@ -129,6 +131,10 @@ def load_settings() -> Settings:
         for d in dims.split(",")
         if d.strip()
     )
+    sources = tuple(a.strip().lower() for a in (_env("CHURN_ACTIVITY_SOURCES", "orders") or "orders").split(",") if a.strip())
+    for a in sources:
+        if a not in ACTIVITY_SOURCES:
+            raise SettingsError(f"CHURN_ACTIVITY_SOURCES entry {a!r} is not valid; use any of {', '.join(ACTIVITY_SOURCES)}")
     s = Settings(
         source=_choice("CHURN_SOURCE", "cdnow", SOURCES),
         landing_dir=Path(landing).expanduser().resolve() if landing else None,
@@ -139,6 +145,7 @@ def load_settings() -> Settings:
         grace_days=_int("CHURN_GRACE_DAYS", 7, minimum=0),
         period_grain=_choice("CHURN_PERIOD_GRAIN", "month", PERIOD_GRAINS),
         segment_dimensions=dimensions,
+        activity_sources=sources or ("orders",),
         synthetic_customers=_int("CHURN_SYNTHETIC_CUSTOMERS", 2000, minimum=10),
         seed=_int("CHURN_SEED", 42),
         schedule_cron=_env("CHURN_SCHEDULE_CRON", "0 6 * * *") or "0 6 * * *",

@@ -15,7 +15,8 @@ from orchestration.settings import Settings, SettingsError, load_settings
 def test_vars_carry_the_definition():
     s = Settings(churn_definition="inactivity", inactivity_days=45, period_grain="week", as_of_date=date(2024, 1, 31))
     assert dbt_vars(s) == {"churn_definition": "inactivity", "inactivity_days": 45, "grace_days": 7,
-                           "period_grain": "week", "as_of_date": "2024-01-31"}
+                           "period_grain": "week", "as_of_date": "2024-01-31",
+                           "activity_sources": ["orders"]}
 
 
 def test_build_args_are_json_vars():
@@ -38,6 +39,7 @@ def test_env_points_dbt_at_the_private_warehouse(tmp_path):
         ({"CHURN_INACTIVITY_DAYS": "ninety"}, "CHURN_INACTIVITY_DAYS='ninety' is not an integer"),
         ({"CHURN_AS_OF_DATE": "31.01.2024"}, "CHURN_AS_OF_DATE='31.01.2024' is not an ISO date"),
         ({"CHURN_SEGMENT_DIMENSIONS": "country,plan; drop table x"}, "not a safe identifier"),
+        ({"CHURN_ACTIVITY_SOURCES": "orders,pageviews"}, "CHURN_ACTIVITY_SOURCES entry 'pageviews' is not valid"),
     ],
 )
 def test_bad_settings_give_one_line_errors(monkeypatch, env, message):

@@ -29,6 +29,7 @@ def test_lineage_runs_raw_to_published():
     assert up(["churn_model"]) == {"ml/ml_observations"}
     assert up(["customer_churn_scores"]) == {"churn_model", "ml/ml_scoring_set"}
     assert up(["published_churn_tables"]) == {"marts/fct_churn_period", "marts/fct_churn_segment_period",
+                                              "marts/fct_cohort_retention",
                                               "customer_churn_scores", "churn_risk_by_segment"}
 
 

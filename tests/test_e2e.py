@@ -18,7 +18,8 @@ from pipeline_helpers import DATA
 
 
 
-PUBLISHED = ["fct_churn_period", "fct_churn_segment_period", "customer_churn_scores", "churn_risk_by_segment"]
+PUBLISHED = ["fct_churn_period", "fct_churn_segment_period", "fct_cohort_retention", "customer_churn_scores",
+             "churn_risk_by_segment"]
 PERIOD_COLS = ["period_start", "period_end", "customers_start", "customers_new", "customers_reactivated",
                "customers_churned", "customers_end", "churn_rate"]
 

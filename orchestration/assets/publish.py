@@ -11,6 +11,7 @@ from orchestration.settings import get_settings
 PUBLISHED_TABLES: dict[str, str] = {
     "fct_churn_period": "marts.fct_churn_period",
     "fct_churn_segment_period": "marts.fct_churn_segment_period",
+    "fct_cohort_retention": "marts.fct_cohort_retention",
     "customer_churn_scores": "ml.customer_churn_scores",
     "churn_risk_by_segment": "ml.churn_risk_by_segment",
 }
@@ -22,10 +23,11 @@ PUBLISHED_TABLES: dict[str, str] = {
     kinds={"parquet", "duckdb"},
     owners=["team:data-engineering"],
     deps=[dg.AssetKey(["marts", "fct_churn_period"]), dg.AssetKey(["marts", "fct_churn_segment_period"]),
+          dg.AssetKey(["marts", "fct_cohort_retention"]),
           dg.AssetKey(["customer_churn_scores"]), dg.AssetKey(["churn_risk_by_segment"])],
     description=(
         "data/published/<table>.parquet and data/published/churn.duckdb (DuckDB 1.4 storage "
-        "format) with fct_churn_period, fct_churn_segment_period, customer_churn_scores and "
+        "format) with fct_churn_period, fct_churn_segment_period, fct_cohort_retention, customer_churn_scores and "
         "churn_risk_by_segment, plus manifest.json. Files are staged and swapped in with atomic "
         "renames; the private warehouse is never exposed to BI tools."
     ),

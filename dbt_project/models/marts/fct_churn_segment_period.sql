@@ -2,7 +2,7 @@
 -- Dimensions: the customer attribute columns (var segment_dimensions narrows them) plus the
 -- behavioural tenure band at period start. Same counting rules as fct_churn_period.
 {%- set dims = customer_attribute_columns(ref('dim_customers'), for_segments=true) | list %}
-{%- do dims.append('tenure_band') %}
+{%- do dims.extend(['tenure_band', 'spend_tier', 'engagement_tier']) %}
 with cp as (select * from {{ ref('fct_customer_period') }}),
 
 long as (
@@ -26,11 +26,28 @@ agg as (
         cast(sum(is_transient) as {{ dbt.type_bigint() }}) as customers_transient
     from long
     group by period_start, period_end, segment_dimension, segment_value
+),
+
+rated as (
+    select
+        *,
+        case when customers_start = 0 then null
+             else cast(customers_churned as {{ type_double() }}) / customers_start end as churn_rate
+    from agg
 )
 
 select
     *,
-    case when customers_start = 0 then null
-         else cast(customers_churned as {{ type_double() }}) / customers_start end as churn_rate,
+    -- Wilson score interval, 95% (z = 1.96): honest for small segments and rates near 0 or 1
+    case when customers_start > 0 then greatest(0,
+        (churn_rate + 1.96 * 1.96 / (2 * customers_start)
+         - 1.96 * sqrt(churn_rate * (1 - churn_rate) / customers_start + 1.96 * 1.96 / (4.0 * customers_start * customers_start)))
+        / (1 + 1.96 * 1.96 / customers_start))
+    end as churn_rate_ci_low,
+    case when customers_start > 0 then least(1,
+        (churn_rate + 1.96 * 1.96 / (2 * customers_start)
+         + 1.96 * sqrt(churn_rate * (1 - churn_rate) / customers_start + 1.96 * 1.96 / (4.0 * customers_start * customers_start)))
+        / (1 + 1.96 * 1.96 / customers_start))
+    end as churn_rate_ci_high,
     case when customers_start < {{ var('segment_min_customers') | int }} then 1 else 0 end as is_small_segment
-from agg
+from rated

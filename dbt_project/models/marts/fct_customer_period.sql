@@ -75,6 +75,24 @@ loyalty as (
     from {{ ref('stg_crm__loyalty_events') }} group by 1, 2
 ),
 
+spend as (
+    -- value (MRR, or period revenue) at the period's opening boundary, in quartiles per period
+    select customer_id, boundary as period_start,
+           ntile(4) over (partition by boundary order by value, customer_id) as spend_quartile
+    from {{ ref('int_customer_values') }}
+),
+
+engagement as (
+    -- touch-points (any activity table) in the 90 days before the period starts
+    select f.customer_id, f.period_start, count(*) as touches_90d
+    from flags f
+    join {{ ref('int_customer_activity_events') }} e
+      on e.customer_id = f.customer_id
+     and e.activity_date < f.period_start
+     and e.activity_date >= {{ add_days('f.period_start', -90) }}
+    group by f.customer_id, f.period_start
+),
+
 last_activity as (
     select f.customer_id, f.period_start, max(e.activity_date) as last_activity_date
     from flags f
@@ -97,6 +115,13 @@ select
     coalesce(m.mrr_end, 0) as mrr_end,
     {{ days_between('f.first_start', 'f.next_period_start') }} as tenure_days,
     {{ tenure_band(days_between('f.first_start', 'f.period_start')) }} as tenure_band,
+    case when sp.spend_quartile is null then 'none' else 'q' || cast(sp.spend_quartile as {{ dbt.type_string() }}) end as spend_tier,
+    case
+        when coalesce(en.touches_90d, 0) = 0 then 'none'
+        when en.touches_90d <= 2 then 'low'
+        when en.touches_90d <= 9 then 'medium'
+        else 'high'
+    end as engagement_tier,
     coalesce(o.orders_count, 0) as orders_count,
     coalesce(o.revenue, 0) as revenue,
     coalesce(i.interactions_count, 0) as interactions_count,
@@ -113,5 +138,7 @@ left join orders o on o.customer_id = f.customer_id and o.period_start = f.perio
 left join interactions i on i.customer_id = f.customer_id and i.period_start = f.period_start
 left join tickets t on t.customer_id = f.customer_id and t.period_start = f.period_start
 left join loyalty l on l.customer_id = f.customer_id and l.period_start = f.period_start
+left join spend sp on sp.customer_id = f.customer_id and sp.period_start = f.period_start
+left join engagement en on en.customer_id = f.customer_id and en.period_start = f.period_start
 left join last_activity la on la.customer_id = f.customer_id and la.period_start = f.period_start
 left join {{ ref('dim_customers') }} c on c.customer_id = f.customer_id

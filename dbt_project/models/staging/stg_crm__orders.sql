@@ -8,7 +8,7 @@ select
     order_id,
     customer_id,
     order_date,
-    amount,
+    cast(amount as decimal(18, 2)) as amount,
     coalesce(lower(trim(status)), 'completed') as status
 from ranked
 where _rn = 1

@@ -10,7 +10,8 @@ select
     lower(trim(plan)) as plan,
     start_date,
     end_date,
-    coalesce(mrr, 0) as mrr
+    -- decimals keep the MRR bridge identity exact (no float drift)
+    cast(coalesce(mrr, 0) as decimal(18, 2)) as mrr
 from ranked
 where _rn = 1
   -- zero-length or inverted spans carry no service; the GX suite flags them on the raw batch

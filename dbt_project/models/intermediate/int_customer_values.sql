@@ -1,0 +1,38 @@
+-- grain: one row per customer x period boundary at which the customer has positive value.
+-- value = MRR of subscriptions live across the boundary (contractual: start < b < end,
+-- the same rule as for customers), or, for non-contractual sources, the completed-order
+-- revenue of the period that ends at the boundary (period revenue in place of MRR).
+with params as (select * from {{ ref('int_run_parameters') }}),
+periods as (select * from {{ ref('int_periods') }}),
+
+boundaries as (
+    select period_start as boundary from periods
+    union
+    select next_period_start from periods
+),
+
+mrr as (
+    select s.customer_id, b.boundary, sum(s.mrr) as value
+    from {{ ref('stg_crm__subscriptions') }} s
+    join boundaries b
+      on s.start_date < b.boundary and (s.end_date is null or s.end_date > b.boundary)
+    cross join params p
+    where s.start_date <= p.as_of_date
+    group by s.customer_id, b.boundary
+),
+
+revenue as (
+    select o.customer_id, pe.next_period_start as boundary, sum(o.amount) as value
+    from {{ ref('stg_crm__orders') }} o
+    join periods pe on o.order_date >= pe.period_start and o.order_date < pe.next_period_start
+    where o.status = 'completed'
+    group by o.customer_id, pe.next_period_start
+)
+
+select customer_id, boundary, value, 'mrr' as value_basis
+from mrr
+where value > 0 and (select churn_definition from params) = 'contractual'
+union all
+select customer_id, boundary, value, 'period_revenue'
+from revenue
+where value > 0 and (select churn_definition from params) = 'inactivity'

@@ -1,0 +1,37 @@
+-- grain: one row per customer x period in which the customer had value at either boundary.
+-- MRR bridge per customer, classified on value alone:
+--   0 -> positive: new if this is the customer's first positive boundary, else reactivation
+--   positive -> 0: churned (never contraction, even when the logo stays, e.g. a 0-MRR plan)
+--   positive -> positive: expansion or contraction by the difference
+-- so mrr_end - mrr_start = new + expansion + reactivation - contraction - churned exactly.
+with values_at as (select * from {{ ref('int_customer_values') }}),
+periods as (select * from {{ ref('int_periods') }}),
+
+first_paid as (
+    select customer_id, min(boundary) as first_paid_boundary from values_at group by customer_id
+),
+
+pairs as (
+    select
+        p.period_start,
+        p.next_period_start,
+        v.customer_id,
+        sum(case when v.boundary = p.period_start then v.value else 0 end) as mrr_start,
+        sum(case when v.boundary = p.next_period_start then v.value else 0 end) as mrr_end
+    from periods p
+    join values_at v on v.boundary = p.period_start or v.boundary = p.next_period_start
+    group by p.period_start, p.next_period_start, v.customer_id
+)
+
+select
+    x.customer_id,
+    x.period_start,
+    x.mrr_start,
+    x.mrr_end,
+    case when x.mrr_start = 0 and x.mrr_end > 0 and f.first_paid_boundary = x.next_period_start then x.mrr_end else 0 end as mrr_new,
+    case when x.mrr_start = 0 and x.mrr_end > 0 and f.first_paid_boundary < x.next_period_start then x.mrr_end else 0 end as mrr_reactivation,
+    case when x.mrr_start > 0 and x.mrr_end > x.mrr_start then x.mrr_end - x.mrr_start else 0 end as mrr_expansion,
+    case when x.mrr_start > 0 and x.mrr_end > 0 and x.mrr_end < x.mrr_start then x.mrr_start - x.mrr_end else 0 end as mrr_contraction,
+    case when x.mrr_start > 0 and x.mrr_end = 0 then x.mrr_start else 0 end as mrr_churned
+from pairs x
+join first_paid f on f.customer_id = x.customer_id
