@@ -27,7 +27,7 @@ def load_landing(settings: Settings, landing: Path) -> None:
         con.close()
 
 
-def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period")) -> subprocess.CompletedProcess:
+def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention")) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, **dbt_env(settings)}
     proc = subprocess.run(
