@@ -79,13 +79,18 @@ def summary(settings) -> str:
     for t in manifest["tables"]:
         lines.append(f"  {t['parquet']:<32} {t['rows']:>8} rows")
     lines.append(f"  {manifest['duckdb_file']:<32} (DuckDB, storage {manifest['storage_version']})")
+    lines.append(f"report: {pub / 'report' / 'index.html'}")
     lines.append(f"data docs: {settings.gx_docs_dir / 'index.html'}")
     return "\n".join(lines)
 
 
 def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        # SQLite storage under DAGSTER_HOME is the default; the file just makes that explicit
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     try:
         settings = get_settings()
         settings.resolved_landing_dir  # noqa: B018  (raises a clear error for source=folder without a folder)
