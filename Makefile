@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install manifest run test ui clean
+.PHONY: install manifest run test ui docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ run: manifest
 
 test: manifest $(VENV)/duckdb14/.installed
 	DUCKDB14_PATH=$(CURDIR)/$(VENV)/duckdb14 $(BIN)/python -m pytest
+
+# dbt docs for the last `make run` warehouse (lineage incl. exposures); served on 127.0.0.1
+docs: manifest
+	CHURN_WAREHOUSE_PATH=$(CURDIR)/data/warehouse/$(SOURCE).duckdb $(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project
+	@echo "dbt docs: dbt_project/target/index.html (serve: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --host 127.0.0.1)"
 
 ui: manifest
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -44,4 +44,42 @@ def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     settings = get_settings()
     # the dbt subprocess inherits this process's environment; profiles.yml reads the path from it
     os.environ.update(dbt_env(settings))
-    yield from dbt.cli(dbt_build_args(settings), context=context).stream()
+    # dbt holds the warehouse's write lock until it exits, so the facts are read (for the
+    # headline metadata and the trend chart) only after the stream ends
+    events = list(dbt.cli(dbt_build_args(settings), context=context).stream())
+    facts = _churn_facts_metadata(settings.warehouse_path)
+    for event in events:
+        if facts and isinstance(event, dg.Output) and event.output_name == "marts__fct_churn_period":
+            event = event.with_metadata({**event.metadata, **facts})
+        yield event
+
+
+def _churn_facts_metadata(warehouse_path) -> dict[str, Any]:
+    """Numeric headline figures (recorded every run, so the UI plots their history) and a trend chart."""
+    import duckdb
+
+    from orchestration.report import churn_trend_png
+
+    try:
+        con = duckdb.connect(str(warehouse_path), read_only=True)
+    except duckdb.Error:
+        return {}
+    try:
+        period = con.sql("select * from marts.fct_churn_period order by period_start").df()
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+    if period.empty:
+        return {}
+    last = period.iloc[-1]
+    meta: dict[str, Any] = {
+        "last_period_start": str(last["period_start"])[:10],
+        "last_period_churn_rate": float(last["churn_rate"]) if last["churn_rate"] == last["churn_rate"] else 0.0,
+        "last_period_customers_start": int(last["customers_start"]),
+        "periods": len(period),
+        "churn_trend": dg.MetadataValue.md(f"![churn trend]({churn_trend_png(period)})"),
+    }
+    if last["nrr"] == last["nrr"] and last["nrr"] is not None:
+        meta["last_period_nrr"] = float(last["nrr"])
+    return meta
