@@ -79,8 +79,9 @@ def segment_ci_png(segments: pd.DataFrame, period_start) -> str:
     fig, ax = plt.subplots(figsize=(9, max(3, 0.28 * len(seg) + 1)))
     y = np.arange(len(seg))
     rate = seg["churn_rate"].astype(float).to_numpy()
-    lo = rate - seg["churn_rate_ci_low"].astype(float).to_numpy()
-    hi = seg["churn_rate_ci_high"].astype(float).to_numpy() - rate
+    # clip: the interval's float bounds can sit a rounding error inside the rate at 0 or 1
+    lo = np.clip(rate - seg["churn_rate_ci_low"].astype(float).to_numpy(), 0, None)
+    hi = np.clip(seg["churn_rate_ci_high"].astype(float).to_numpy() - rate, 0, None)
     ax.errorbar(rate * 100, y, xerr=[lo * 100, hi * 100], fmt="o", color="#2c3e50", ecolor="#95a5a6", capsize=2)
     ax.set_yticks(y, [f"{d}={v}" for d, v in zip(seg["segment_dimension"], seg["segment_value"])], fontsize=7)
     ax.set_xlabel("churn rate % (Wilson 95% interval)")
@@ -171,6 +172,7 @@ def build_report(published_dir: Path, *, model_metadata: dict | None, data_quali
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".index-", suffix=".html")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(doc)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; readers of the report are other users
     target = out_dir / "index.html"
     os.replace(tmp, target)
     return target

@@ -47,29 +47,40 @@ def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt holds the warehouse's write lock until it exits, so the facts are read (for the
     # headline metadata and the trend chart) only after the stream ends
     events = list(dbt.cli(dbt_build_args(settings), context=context).stream())
-    facts = _churn_facts_metadata(settings.warehouse_path)
-    for event in events:
-        if facts and isinstance(event, dg.Output) and event.output_name == "marts__fct_churn_period":
-            event = event.with_metadata({**event.metadata, **facts})
-        yield event
-
-
-def _churn_facts_metadata(warehouse_path) -> dict[str, Any]:
-    """Numeric headline figures (recorded every run, so the UI plots their history) and a trend chart."""
     import duckdb
 
-    from orchestration.report import churn_trend_png
-
     try:
-        con = duckdb.connect(str(warehouse_path), read_only=True)
-    except duckdb.Error:
-        return {}
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    except duckdb.Error:  # dbt failed before creating the file; the events say why
+        yield from events
+        return
     try:
-        period = con.sql("select * from marts.fct_churn_period order by period_start").df()
-    except duckdb.Error:
-        return {}
+        for event in events:
+            if isinstance(event, dg.Output):
+                extra = _row_count(con, event.output_name)
+                if event.output_name == "marts__fct_churn_period":
+                    extra.update(_churn_facts_metadata(con))
+                event = event.with_metadata({**event.metadata, **extra})
+            yield event
     finally:
         con.close()
+
+
+def _row_count(con, output_name: str) -> dict[str, Any]:
+    """dagster/row_count for a dbt output named <schema>__<table> (names come from dbt, not users)."""
+    schema, _, table = output_name.partition("__")
+    try:
+        n = con.execute(f'select count(*) from "{schema}"."{table}"').fetchall()[0][0]
+    except Exception:  # noqa: BLE001 - views over missing sources etc.: no count rather than a failed step
+        return {}
+    return {"dagster/row_count": int(n)}
+
+
+def _churn_facts_metadata(con) -> dict[str, Any]:
+    """Numeric headline figures (recorded every run, so the UI plots their history) and a trend chart."""
+    from orchestration.report import churn_trend_png
+
+    period = con.sql("select * from marts.fct_churn_period order by period_start").df()
     if period.empty:
         return {}
     last = period.iloc[-1]
@@ -80,6 +91,6 @@ def _churn_facts_metadata(warehouse_path) -> dict[str, Any]:
         "periods": len(period),
         "churn_trend": dg.MetadataValue.md(f"![churn trend]({churn_trend_png(period)})"),
     }
-    if last["nrr"] == last["nrr"] and last["nrr"] is not None:
+    if last["nrr"] is not None and last["nrr"] == last["nrr"]:
         meta["last_period_nrr"] = float(last["nrr"])
     return meta

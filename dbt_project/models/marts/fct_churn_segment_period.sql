@@ -39,12 +39,15 @@ rated as (
 select
     *,
     -- Wilson score interval, 95% (z = 1.96): honest for small segments and rates near 0 or 1
-    case when customers_start > 0 then greatest(0,
+    -- exact at the ends: the formula gives 0 (or 1) there, up to float rounding
+    case when customers_start > 0 and customers_churned = 0 then 0
+         when customers_start > 0 then greatest(0,
         (churn_rate + 1.96 * 1.96 / (2 * customers_start)
          - 1.96 * sqrt(churn_rate * (1 - churn_rate) / customers_start + 1.96 * 1.96 / (4.0 * customers_start * customers_start)))
         / (1 + 1.96 * 1.96 / customers_start))
     end as churn_rate_ci_low,
-    case when customers_start > 0 then least(1,
+    case when customers_start > 0 and customers_churned = customers_start then 1
+         when customers_start > 0 then least(1,
         (churn_rate + 1.96 * 1.96 / (2 * customers_start)
          + 1.96 * sqrt(churn_rate * (1 - churn_rate) / customers_start + 1.96 * 1.96 / (4.0 * customers_start * customers_start)))
         / (1 + 1.96 * 1.96 / customers_start))
