@@ -9,7 +9,8 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install manifest run test ui docs clean
+.PHONY: install manifest run test ui docs bench clean
+SIZE    ?= 10k
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +39,10 @@ run: manifest
 
 test: manifest $(VENV)/duckdb14/.installed
 	DUCKDB14_PATH=$(CURDIR)/$(VENV)/duckdb14 $(BIN)/python -m pytest
+
+# Benchmark: generate SIZE customers (10k, 100k, 1M), run cold, write bench/results/<date>-<size>.{json,md}
+bench: manifest
+	$(BIN)/python -m bench.run --size $(SIZE)
 
 # dbt docs for the last `make run` warehouse (lineage incl. exposures); served on 127.0.0.1
 docs: manifest
