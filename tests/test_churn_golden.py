@@ -167,3 +167,24 @@ def test_segment_facts_add_up(pipeline_env):
                   "where segment_dimension = 'country' and segment_value = 'us' and period_start = date '2024-02-01'")
     assert abs(ci[0][0] - (centre - half)) < 1e-12 and abs(ci[0][1] - (centre + half)) < 1e-12
     assert abs(centre - half - 0.1176) < 1e-3  # the published table's value for 2/5 is 0.118 .. 0.769
+
+
+def test_inactivity_golden_week_grain(pipeline_env):
+    # N = 30, weeks start on Monday. Last active day = last order + 29:
+    #  W 12-05 -> last day Wed 01-03: churns in the week of 01-01
+    #  X 01-10, 01-25 -> last day Fri 02-23: week of 02-19
+    #  Y 01-05 -> last day Sat 02-03: week of 01-29; back on Sun 03-10 (week of 03-04, active across
+    #    Mon 03-11, so reactivated that week); last day Mon 04-08: churns in the week of 04-08
+    #  Z 12-20 .. 03-05 -> last day Wed 04-03: week of 04-01
+    s = pipeline_env(CHURN_AS_OF_DATE="2024-04-30", CHURN_INACTIVITY_DAYS="30", CHURN_PERIOD_GRAIN="week")
+    load_landing(s, DATA / "golden_inactivity")
+    dbt_build(s)
+    churned = query(s, "select customer_id, period_start from marts.fct_customer_period where is_churned = 1 order by 2, 1")
+    assert churned == [("W", date(2024, 1, 1)), ("Y", date(2024, 1, 29)), ("X", date(2024, 2, 19)),
+                       ("Z", date(2024, 4, 1)), ("Y", date(2024, 4, 8))]
+    assert query(s, "select customer_id, period_start from marts.fct_customer_period where is_reactivated = 1") == [
+        ("Y", date(2024, 3, 4))]
+    # non-contractual: the bridge runs on period revenue; week of 01-08 has X's 20.00 order (new)
+    # and Z's 7.00 order on 01-15 falls in the next week
+    rev = {r[0]: r[1:] for r in query(s, "select period_start, mrr_basis, mrr_new, mrr_end from marts.fct_churn_period")}
+    assert rev[date(2024, 1, 8)] == ("period_revenue", 20, 20)
