@@ -6,6 +6,8 @@ BIN     := $(VENV)/bin
 SOURCE  ?= cdnow
 LANDING ?=
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# dagster-dbt looks for `dbt` on PATH (e.g. when `dagster dev` parses the project)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
