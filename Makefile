@@ -32,11 +32,16 @@ $(VENV)/duckdb14/.installed: | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Dagster's instance (SQLite storage) lives in the project-local DAGSTER_HOME.
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
 # dbt's manifest is built here, never at import time.
 manifest: install
 	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 
-run: manifest
+run: manifest $(DAGSTER_HOME)/dagster.yaml
 	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
 
 test: manifest $(VENV)/duckdb14/.installed
@@ -51,7 +56,7 @@ docs: manifest
 	CHURN_WAREHOUSE_PATH=$(CURDIR)/data/warehouse/$(SOURCE).duckdb $(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project
 	@echo "dbt docs: dbt_project/target/index.html (serve: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --host 127.0.0.1)"
 
-ui: manifest
+ui: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
