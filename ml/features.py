@@ -142,7 +142,8 @@ def _as_str_or_none(s: pd.Series) -> list[str | None]:
 def fit_feature_spec(df: pd.DataFrame, *, max_levels: int = DEFAULT_MAX_LEVELS) -> FeatureSpec:
     """Decide numeric vs categorical for each feature of a *training* frame.
 
-    Category levels are the sorted distinct non-null values, so the encoding is
+    Columns that are constant (one value, no nulls) in the training frame are dropped: a
+    feature the source lacks (coalesced to 0 upstream) carries no information.  Category levels are the sorted distinct non-null values, so the encoding is
     deterministic and does not depend on row order.
     """
     numeric: list[str] = []
@@ -157,6 +158,10 @@ def fit_feature_spec(df: pd.DataFrame, *, max_levels: int = DEFAULT_MAX_LEVELS) 
             dropped[name] = "all null" if df[col].isna().all() else "datetime column"
             continue
         s = df[col]
+        if s.notna().all() and s.nunique(dropna=True) <= 1:
+            # e.g. order counts for a source without orders (coalesced to 0): nothing to learn
+            dropped[name] = "constant"
+            continue
         if _is_numeric_series(s):
             numeric.append(name)
             continue

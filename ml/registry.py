@@ -5,13 +5,20 @@ Layout::
     models_dir/
       20250131T120000Z-1a2b3c4d/
         model.json            # booster.save_model (XGBoost JSON, exact round trip)
-        metadata.json         # metrics, baselines, feature spec + levels, split, params, ...
-        test_predictions.csv  # test-split predictions, for charts (optional)
+        metadata.json         # metrics, backtest, baselines, feature spec + levels, calibration,
+                              # training window, params + search, code version, gate thresholds
+        test_predictions.csv  # backtest (out-of-time / out-of-fold) predictions, for charts
+        gate.json             # written after the quality gate: {"passed": true|false, ...}
+      scoring_history/
+        20250131T120500123456Z.parquet   # one scoring run: churn_probability + model features
+        20250131T120500123456Z.json      # its model version and PSI against the run before
 
 The folder is written under a dot-prefixed temp name inside ``models_dir`` (same
 filesystem) and then renamed with ``os.replace``, which is atomic: a crash leaves at
 worst an ignored ``.tmp-*`` folder, never a half-written model that
-``latest_model`` could pick up.
+``latest_model`` could pick up.  Model folders are never modified after that, except for
+the gate sidecar ``gate.json`` (also written atomically).  Older models are kept;
+``latest_passing_model`` is the newest one whose gate passed, which is what scoring uses.
 """
 
 from __future__ import annotations
@@ -29,13 +36,16 @@ from typing import Any
 import pandas as pd
 import xgboost as xgb
 
+from ml.calibration import Calibrator
 from ml.features import DATE_COLUMN, FeatureSpec
-from ml.train import TrainResult
+from ml.train import NTHREAD, TrainResult
 
 MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.json"
 PREDICTIONS_FILE = "test_predictions.csv"
-FORMAT_VERSION = 1
+GATE_FILE = "gate.json"
+SCORING_DIR = "scoring_history"
+FORMAT_VERSION = 2
 
 
 def _json_safe(obj: Any) -> Any:
@@ -56,11 +66,28 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def save_model(result: TrainResult, models_dir: Path, *, code_version: str) -> Path:
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    result: TrainResult, models_dir: Path, *, code_version: str, extra_metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``result`` to a new ``models_dir/<UTC timestamp>-<short hash>/`` folder.
 
     The short hash is the first 8 hex digits of the SHA-256 of ``model.json``, so the
-    name identifies the exact trees.  Returns the final folder path.
+    name identifies the exact trees.  ``extra_metadata`` (e.g. the churn definition and
+    label lead the observation table was built with) is stored under ``context``.
+    Returns the final folder path.
     """
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -73,15 +100,23 @@ def save_model(result: TrainResult, models_dir: Path, *, code_version: str) -> P
             "format_version": FORMAT_VERSION,
             "code_version": code_version,
             "trained_at": result.trained_at,
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
             "xgboost_version": xgb.__version__,
             "model_sha256": digest,
             "best_iteration": result.best_iteration,
             "features": list(result.features),
             "feature_spec": result.feature_spec.to_dict(),
+            "feature_importance": result.feature_importance,
             "metrics": result.metrics,
             "baselines": result.baselines,
+            "backtest": result.backtest,
             "split": result.split,
+            "training_window": result.training_window,
+            "calibration": result.calibrator.to_dict(),
             "params": result.params,
+            "search": result.search,
+            "gate_thresholds": result.gate_thresholds,
+            "context": dict(extra_metadata or {}),
         }
         (tmp / METADATA_FILE).write_text(
             json.dumps(_json_safe(metadata), indent=2, allow_nan=False), encoding="utf-8"
@@ -114,7 +149,7 @@ def load_model(path: Path) -> TrainResult:
     meta = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
     booster = xgb.Booster()
     booster.load_model(str(path / MODEL_FILE))
-    booster.set_param({"nthread": 2})
+    booster.set_param({"nthread": NTHREAD})
     preds_path = path / PREDICTIONS_FILE
     test_predictions = None
     if preds_path.exists():
@@ -132,17 +167,29 @@ def load_model(path: Path) -> TrainResult:
         trained_at=meta["trained_at"],
         test_predictions=test_predictions,
         code_version=meta.get("code_version"),
+        calibrator=Calibrator.from_dict(meta.get("calibration")),
+        backtest=meta.get("backtest") or {},
+        search=meta.get("search") or [],
+        training_window=meta.get("training_window") or {},
+        feature_importance=meta.get("feature_importance") or [],
+        gate_thresholds=meta.get("gate_thresholds") or {},
     )
 
 
-def latest_model(models_dir: Path) -> Path | None:
-    """Newest complete model folder (by the UTC timestamp in its name), or None.
+def read_metadata(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / METADATA_FILE).read_text(encoding="utf-8"))
 
-    Temp folders (dot-prefixed) and folders missing either file are ignored.
+
+def list_models(models_dir: Path) -> list[Path]:
+    """Complete model folders, oldest first.
+
+    Temp folders (dot-prefixed) and folders missing either file are ignored.  Order is the
+    UTC timestamp in the name, then the microsecond ``saved_at`` in the metadata (two models
+    saved within one second), then the name.
     """
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
-        return None
+        return []
     candidates = [
         p
         for p in models_dir.iterdir()
@@ -151,8 +198,82 @@ def latest_model(models_dir: Path) -> Path | None:
         and (p / MODEL_FILE).is_file()
         and (p / METADATA_FILE).is_file()
     ]
-    if not candidates:
+
+    def key(p: Path) -> tuple[str, str, str]:
+        try:
+            saved = str(read_metadata(p).get("saved_at") or "")
+        except (OSError, ValueError):
+            saved = ""
+        return (p.name[:16], saved, p.name)
+
+    return sorted(candidates, key=key)
+
+
+def latest_model(models_dir: Path) -> Path | None:
+    """Newest complete model folder, whatever its gate result (None if there is none)."""
+    models = list_models(models_dir)
+    return models[-1] if models else None
+
+
+def record_gate(path: Path, decision: dict[str, Any]) -> Path:
+    """Write the gate result next to the model (``gate.json``, atomic).  ``decision`` must
+    hold ``passed``; the time of the decision is added."""
+    if "passed" not in decision:
+        raise ValueError("gate decision must contain 'passed'")
+    payload = {**decision, "passed": bool(decision["passed"]),
+               "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    target = Path(path) / GATE_FILE
+    _write_json_atomic(target, payload)
+    return target
+
+
+def read_gate(path: Path) -> dict[str, Any] | None:
+    """The recorded gate result of a model folder, or None when the gate has not run."""
+    target = Path(path) / GATE_FILE
+    if not target.is_file():
         return None
-    # Names start with a fixed-width UTC timestamp, so lexical order is time order
-    # (the "-N" collision suffix sorts after the unsuffixed name of the same second).
-    return max(candidates, key=lambda p: p.name)
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+def latest_passing_model(models_dir: Path) -> Path | None:
+    """Newest model folder whose recorded gate passed; models without a gate result or with a
+    failed one are skipped (and kept on disk)."""
+    for path in reversed(list_models(models_dir)):
+        gate = read_gate(path)
+        if gate is not None and gate.get("passed") is True:
+            return path
+    return None
+
+
+# --- scoring history (the reference distribution for drift) --------------------------
+
+
+def save_scoring_snapshot(models_dir: Path, frame: pd.DataFrame, info: dict[str, Any]) -> Path:
+    """Store one scoring run's distribution (``frame``: churn_probability and model feature
+    values per customer) and ``info`` (model version, PSI, ...) under ``scoring_history/``."""
+    folder = Path(models_dir) / SCORING_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = folder / f"{stamp}.parquet"
+    suffix = 1
+    while target.exists():
+        target = folder / f"{stamp}-{suffix}.parquet"
+        suffix += 1
+    tmp = folder / f".{target.name}.tmp"
+    frame.to_parquet(tmp, index=False)
+    _write_json_atomic(target.with_suffix(".json"), info)
+    os.replace(tmp, target)
+    return target
+
+
+def scoring_snapshots(models_dir: Path) -> list[Path]:
+    """Stored scoring runs (parquet paths), oldest first."""
+    folder = Path(models_dir) / SCORING_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+
+
+def read_snapshot_info(snapshot: Path) -> dict[str, Any]:
+    info = Path(snapshot).with_suffix(".json")
+    return json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}

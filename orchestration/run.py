@@ -6,8 +6,10 @@ shows it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,22 +32,75 @@ def ensure_manifest() -> None:
                     str(DBT_PROJECT_DIR)], check=True)
 
 
+def _innermost(err):
+    while err is not None and err.cause is not None:
+        err = err.cause
+    return err
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_text(message: str) -> str:
+    """The informative part of an error message, as one line (dbt: the errors it parsed from its log)."""
+    text = _ANSI.sub("", message or "").strip()
+    marker = "Errors parsed from dbt logs:"
+    if marker in text:
+        parts = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
+        parts = [p for p in parts if not p.startswith(("Stack Trace", "File "))][:3]
+        return "dbt: " + "; ".join(parts)[:400]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:400] if lines else "failed"
+
+
 def failure_lines(result) -> list[str]:
-    """One line per failed step or failed blocking check, with the error's first line."""
-    lines = []
+    """One line per failed step or failed check: the cause, never a traceback.
+
+    A step stopped with ``dg.Failure`` (bad input, a failed check) reports its description as is;
+    any other exception reports the step and the first line of the innermost error. A blocking
+    check's own step failure repeats the check's line, so it is left out.
+    """
+    lines: list[str] = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            err = ev.event_specific_data.error
-            msg = (err.message if err else "failed").strip().splitlines()
-            cause = err.cause if err else None
-            while cause is not None and cause.cause is not None:
-                cause = cause.cause
-            text = (cause.message.strip().splitlines()[0] if cause else (msg[-1] if msg else ""))
-            lines.append(f"step {ev.step_key} failed: {text}")
+            data = ev.event_specific_data
+            err = data.error
+            if err is not None and "DagsterAssetCheckFailedError" in (err.cls_name or ""):
+                continue
+            user = getattr(data, "user_failure_data", None)
+            if user is not None and user.description:
+                text = user.description.strip().splitlines()[0]
+            else:
+                inner = _innermost(err)
+                text = f"step {ev.step_key} failed: {_error_text(inner.message if inner else 'failed')}"
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
-            if not data.passed:
-                lines.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed: {data.description}")
+            if data.passed:
+                continue
+            description = (data.description or "failed").strip().splitlines()[0]
+            text = f"check {data.check_name} on {data.asset_key.to_user_string()} failed: {description}"
+        else:
+            continue
+        if text not in lines:
+            lines.append(text)
+    return lines
+
+
+def quarantine_lines(result) -> list[str]:
+    """Rows set aside during ingest (shown after a successful run; details in raw.quarantine)."""
+    lines = []
+    for ev in result.all_events:
+        if ev.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        mat = ev.event_specific_data.materialization
+        key = mat.asset_key.path
+        if len(key) != 2 or key[0] != "raw":
+            continue
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        bad, dup = int(meta.get("rows_quarantined") or 0), int(meta.get("rows_duplicate") or 0)
+        if bad or dup:
+            lines.append(f"  {key[1]}: {bad} of {meta.get('rows_read')} rows quarantined (raw.quarantine), "
+                         f"{dup} duplicate rows dropped (raw.duplicates)")
     return lines
 
 
@@ -94,6 +149,7 @@ def main() -> int:
     try:
         settings = get_settings()
         settings.resolved_landing_dir  # noqa: B018  (raises a clear error for source=folder without a folder)
+        settings.check_paths()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -104,9 +160,15 @@ def main() -> int:
     from orchestration.definitions import defs
 
     started = time.time()
-    with dg.DagsterInstance.get() as instance:
-        # the full event log lives in DAGSTER_HOME (see `make ui`); the console gets warnings only
-        log_level = os.environ.get("CHURN_LOG_LEVEL", "WARNING").upper()
+    # the full event log lives in DAGSTER_HOME (see `make ui`); by default the console stays quiet and
+    # a failure is reported below as one line per problem (set CHURN_LOG_LEVEL to see the log). dbt's
+    # own output, which dagster-dbt echoes to stdout, goes to data/logs/last_run.log meanwhile.
+    quiet = not os.environ.get("CHURN_LOG_LEVEL")
+    log_level = (os.environ.get("CHURN_LOG_LEVEL") or "CRITICAL").upper()
+    log_path = settings.data_dir / "logs" / "last_run.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance, log_path.open("w") as log, \
+            contextlib.redirect_stdout(log if quiet else sys.stdout):
         result = defs.resolve_job_def("churn_pipeline").execute_in_process(
             instance=instance,
             raise_on_error=False,
@@ -115,13 +177,16 @@ def main() -> int:
     elapsed = time.time() - started
     problems = failure_lines(result)
     if not result.success or problems:
-        print(f"churn pipeline FAILED after {elapsed:.0f}s (run {result.run_id}); published files were left as they were:",
-              file=sys.stderr)
-        for line in problems or ["see `make ui` for the run's logs"]:
-            print(f"  - {line}", file=sys.stderr)
+        # one line per problem and nothing else; the published files were left as they were
+        for line in problems or [f"churn pipeline run {result.run_id} failed; see `make ui` for its logs"]:
+            print(f"error: {line}", file=sys.stderr)
         return 1
     print(f"churn pipeline succeeded in {elapsed:.0f}s (run {result.run_id})")
     print(summary(settings))
+    quarantined = quarantine_lines(result)
+    if quarantined:
+        print("data set aside during ingest:")
+        print("\n".join(quarantined))
     return 0
 
 

@@ -50,6 +50,18 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(name: str, default: float, minimum: float = 0.0, maximum: float | None = None) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set e.g. {name}={default}") from None
+    if value != value or value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise SettingsError(f"{name}={raw} must be {bound}")
+    return value
+
+
 def _date(name: str) -> date | None:
     raw = _env(name)
     if raw is None:
@@ -67,6 +79,30 @@ def validate_identifier(value: str, what: str) -> str:
             f"{what} {value!r} is not a safe identifier; use lower-case letters, digits and _"
         )
     return value
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """True when ``path`` (symlinks resolved, even if it does not exist yet) lies inside ``root``."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def pause_for_tests(stage: str) -> None:
+    """Test-only fault injection: with CHURN_TEST_PAUSE_AT=<stage>, announce and sleep at that stage.
+
+    The crash tests SIGKILL the job while it sleeps here. Read at call time (not cached) and
+    inert unless the variable names this exact stage.
+    """
+    if os.environ.get("CHURN_TEST_PAUSE_AT", "").strip() != stage:
+        return
+    import sys
+    import time
+
+    print(f"CHURN_TEST_PAUSED {stage}", file=sys.stderr, flush=True)
+    time.sleep(float(os.environ.get("CHURN_TEST_PAUSE_SECONDS", "600")))
 
 
 @dataclass(frozen=True)
@@ -88,6 +124,17 @@ class Settings:
     high_risk_threshold: float = 0.5
     medium_risk_threshold: float = 0.2
     future_date_tolerance_days: int = 1
+    # ingest: a raw table whose quarantined share of rows exceeds this fails a blocking check
+    quarantine_max_share: float = 0.05
+    # ingest: money values (mrr, amount) above this are implausible and quarantined
+    max_money_value: float = 10_000_000.0
+    # publish: how many published versions stay under published/versions/ for rollback
+    publish_keep_versions: int = 3
+    # publish: segments with fewer customers are published with their figures nulled
+    publish_min_segment_customers: int = 10
+    # landing sensor (off by default): how often it looks, and how long files must be quiet
+    sensor_interval_seconds: int = 60
+    sensor_settle_seconds: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     # --- derived paths -------------------------------------------------------
@@ -122,6 +169,24 @@ class Settings:
             return self.landing_dir
         return self.landing_dir or (self.data_dir / "landing" / self.source)
 
+    def check_paths(self) -> None:
+        """Everything the pipeline writes stays inside CHURN_DATA_DIR (symlinks resolved).
+
+        The landing folder of source=folder is the user's and may be anywhere (it is only read); the
+        other sources write their landing folder, so it must be inside CHURN_DATA_DIR too.
+        """
+        root = self.data_dir.resolve()
+        written = [("warehouse", self.warehouse_path), ("published folder", self.published_dir),
+                   ("model registry", self.models_dir), ("Data Docs", self.gx_docs_dir)]
+        if self.source != "folder":
+            written.append(("landing folder (CHURN_LANDING_DIR)", self.resolved_landing_dir))
+        for what, path in written:
+            if not is_within(path, root):
+                raise SettingsError(
+                    f"the {what} {path} resolves to {path.resolve()}, outside CHURN_DATA_DIR={root}; "
+                    "remove the symlink or point CHURN_DATA_DIR at a folder that contains it"
+                )
+
 
 def load_settings() -> Settings:
     landing = _env("CHURN_LANDING_DIR")
@@ -150,6 +215,13 @@ def load_settings() -> Settings:
         seed=_int("CHURN_SEED", 42),
         schedule_cron=_env("CHURN_SCHEDULE_CRON", "0 6 * * *") or "0 6 * * *",
         schedule_timezone=_env("CHURN_SCHEDULE_TIMEZONE", "UTC") or "UTC",
+        future_date_tolerance_days=_int("CHURN_FUTURE_DATE_TOLERANCE_DAYS", 1, minimum=0),
+        quarantine_max_share=_float("CHURN_QUARANTINE_MAX_SHARE", 0.05, minimum=0.0, maximum=1.0),
+        max_money_value=_float("CHURN_MAX_MONEY_VALUE", 10_000_000.0, minimum=1.0),
+        publish_keep_versions=_int("CHURN_PUBLISH_KEEP_VERSIONS", 3, minimum=1),
+        publish_min_segment_customers=_int("CHURN_PUBLISH_MIN_SEGMENT_CUSTOMERS", 10, minimum=0),
+        sensor_interval_seconds=_int("CHURN_SENSOR_INTERVAL_SECONDS", 60, minimum=5),
+        sensor_settle_seconds=_int("CHURN_SENSOR_SETTLE_SECONDS", 30, minimum=0),
     )
     return s
 

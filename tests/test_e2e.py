@@ -134,15 +134,22 @@ def test_blocking_check_stops_publishing(pipeline_env, tmp_path):
         src = landing / table
         df = pd.concat([pd.read_parquet(p) for p in sorted(src.iterdir())]) if src.is_dir() else pd.read_parquet(landing / f"{table}.parquet")
         if table == "customers":
-            df = pd.concat([df, df.head(1)])  # a duplicated customer_id
+            # An exact duplicate row would simply be dropped (and reported); a second VERSION of a
+            # customer in the same file with the same updated_at cannot be ordered, so it must stop the run.
+            conflict = df.head(1).assign(country="ZZ")
+            df = pd.concat([df, conflict])
+            first, n_rows = str(df.customer_id.iloc[0]), len(df)
         df.to_csv(bad / f"{table}.csv", index=False)
     s = pipeline_env(CHURN_SOURCE="folder", CHURN_LANDING_DIR=str(bad))
     result = run_job()
     assert not result.success
     evals = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    failed = [e for e in evals if not e.passed]
-    assert [e.check_name for e in failed] == ["gx_raw_customers"]
-    assert "customer_id" in failed[0].description and "unique" in failed[0].description
+    failed = {e.check_name: e for e in evals if not e.passed}
+    assert sorted(failed) == ["batch_quality", "gx_raw_customers"]
+    assert all(e.asset_key.path == ["raw", "customers"] for e in failed.values())
+    assert "customer_id" in failed["gx_raw_customers"].description and "unique" in failed["gx_raw_customers"].description
+    assert (f"1 customer_id value(s) have conflicting versions in one file with the same updated_at, e.g. '{first}' in "
+            f"{bad / 'customers.csv'} rows 1, {n_rows}") in failed["batch_quality"].description
     # nothing downstream ran, and the published files are byte-for-byte the earlier ones
     materialized = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert "published_churn_tables" not in materialized and "fct_churn_period" not in materialized

@@ -14,12 +14,17 @@ DRIVER = "login_gap_days"  # the only feature the label depends on
 
 def make_observations(
     n_customers: int = 500,
-    n_dates: int = 4,
+    n_dates: int = 5,
     *,
     seed: int = 0,
     scoring_date: bool = True,
+    u_shaped: bool = False,
 ) -> pd.DataFrame:
     """One row per customer x month-end; label ~ Bernoulli(sigmoid(-3 + 0.15*login_gap_days)).
+
+    With ``u_shaped`` the risk is high for very short *and* very long login gaps
+    (logit = -3 + 6 * [gap < 4 or gap > 30]): a tree model captures it, a logistic
+    regression on the raw gap cannot.
 
     tenure_days, plan, region and noise are irrelevant to the label.  ``_leak`` equals
     the label and must be ignored by the model (underscore prefix).  ``all_null`` is
@@ -31,7 +36,7 @@ def make_observations(
     rows = []
     for i, d in enumerate(dates):
         gap = rng.exponential(15.0, n_customers)
-        logit = -3.0 + 0.15 * gap
+        logit = -3.0 + 6.0 * ((gap < 4) | (gap > 30)) if u_shaped else -3.0 + 0.15 * gap
         label = (rng.random(n_customers) < 1 / (1 + np.exp(-logit))).astype(float)
         is_scoring = scoring_date and i == len(dates) - 1
         region = rng.choice(["north", "south", "east"], n_customers).astype(object)
@@ -54,3 +59,14 @@ def make_observations(
             )
         )
     return pd.concat(rows, ignore_index=True)
+
+
+# A smaller search for the tests (the pipeline searches all of ml.train.SEARCH_SPACE):
+# two configurations and at most 200 rounds keep each training run to a second or two.
+FAST = {
+    "search_space": (
+        {"max_depth": 2, "eta": 0.1, "min_child_weight": 1.0, "lambda": 1.0},
+        {"max_depth": 4, "eta": 0.1, "min_child_weight": 5.0, "lambda": 1.0},
+    ),
+    "params": {"num_boost_round": 200},
+}

@@ -79,13 +79,23 @@ def test_load_frame_reads_duckdb_and_validates_relation():
     con = duckdb.connect()
     con.sql("create schema marts")
     con.sql(
-        "create table marts.obs as select 'c1' as customer_id, date '2024-01-31' as observation_date, "
-        "null::int as label, 9.5 as monthly_value, 'pro' as plan"
+        "create table marts.obs as select * from (values "
+        "('c1', date '2024-01-31', null::int, 9.5, 'pro'), ('c2', date '2024-01-31', null::int, 3.0, 'basic')) "
+        "as t(customer_id, observation_date, label, monthly_value, plan) order by customer_id"
     )
     df = load_frame(con, "marts.obs")
-    assert df["customer_id"].tolist() == ["c1"]
+    assert df["customer_id"].tolist() == ["c1", "c2"]
     assert df["observation_date"].iloc[0] == pd.Timestamp("2024-01-31")
-    assert fit_feature_spec(df).categorical == {"plan": ["pro"]}
+    assert fit_feature_spec(df).categorical == {"plan": ["basic", "pro"]}
     for bad in ["obs; drop table marts.obs", "marts.obs.x", "1obs", "\"obs\"", "a b"]:
         with pytest.raises(ValueError):
             load_frame(con, bad)
+
+
+def test_constant_columns_are_dropped_but_one_value_plus_nulls_is_kept():
+    df = pd.DataFrame({"customer_id": ["a", "b", "c"], "orders_total": [0, 0, 0], "plan": ["x", "x", "x"],
+                       "days_since_last_order": [5.0, None, None], "monthly_value": [1.0, 2.0, 3.0]})
+    spec = fit_feature_spec(df)
+    assert spec.dropped == {"orders_total": "constant", "plan": "constant"}
+    # a single value with nulls still separates "has ordered" from "never ordered"
+    assert spec.numeric == ["days_since_last_order", "monthly_value"]

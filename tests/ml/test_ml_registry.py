@@ -8,12 +8,23 @@ import re
 import numpy as np
 import pytest
 
-from ml.registry import latest_model, load_model, save_model
+import pandas as pd
+
+from ml.registry import (
+    latest_model,
+    load_model,
+    read_gate,
+    read_snapshot_info,
+    record_gate,
+    save_model,
+    save_scoring_snapshot,
+    scoring_snapshots,
+)
 from ml.score import score
 
 
 def test_save_load_roundtrip_gives_identical_predictions(trained, observations, tmp_path):
-    path = save_model(trained, tmp_path / "models", code_version="abc1234")
+    path = save_model(trained, tmp_path / "models", code_version="abc1234", extra_metadata={"label_lead_periods": 0})
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", path.name)
     assert {p.name for p in path.iterdir()} == {"model.json", "metadata.json", "test_predictions.csv"}
     # No temp folders left behind.
@@ -36,10 +47,21 @@ def test_save_load_roundtrip_gives_identical_predictions(trained, observations, 
         loaded.test_predictions["churn_probability"], trained.test_predictions["churn_probability"]
     )
 
+    assert loaded.calibrator.to_dict() == trained.calibrator.to_dict()
+    assert loaded.backtest["method"] == trained.backtest["method"]
+
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["feature_spec"]["categorical"]["plan"] == ["basic", "enterprise", "pro"]
     assert meta["baselines"].keys() == trained.baselines.keys()
     assert meta["params"]["num_boost_round"] == trained.params["num_boost_round"]
+    # what the registry promises to keep with every model
+    assert meta["code_version"] == "abc1234" and meta["features"] == trained.features
+    assert meta["metrics"]["roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
+    assert meta["training_window"]["observation_dates"] == [
+        str(trained.split["fit_dates"][0]), str(trained.split["validation_dates"][-1])]
+    assert meta["context"] == {"label_lead_periods": 0}
+    assert meta["gate_thresholds"] == {"auc_tolerance": 0.005, "max_ece": 0.05}
+    assert len(meta["backtest"]["splits"]) == 3
 
 
 def test_latest_model_picks_newest_and_ignores_incomplete(trained, tmp_path):
@@ -66,4 +88,27 @@ def test_crash_during_save_leaves_no_model_folder(trained, tmp_path, monkeypatch
     with pytest.raises(RuntimeError):
         save_model(trained, models, code_version="x")
     assert list(models.iterdir()) == []
+    assert latest_model(models) is None
+
+
+def test_gate_sidecar_is_written_atomically_next_to_the_model(trained, tmp_path):
+    path = save_model(trained, tmp_path / "models", code_version="x")
+    assert read_gate(path) is None
+    record_gate(path, {"passed": False, "reasons": ["ECE 0.09 exceeds 0.05"]})
+    gate = read_gate(path)
+    assert gate["passed"] is False and gate["reasons"] == ["ECE 0.09 exceeds 0.05"] and "decided_at" in gate
+    assert sorted(p.name for p in path.iterdir()) == ["gate.json", "metadata.json", "model.json", "test_predictions.csv"]
+    with pytest.raises(ValueError):
+        record_gate(path, {"reasons": []})
+
+
+def test_scoring_snapshots_are_kept_in_order(tmp_path):
+    models = tmp_path / "models"
+    assert scoring_snapshots(models) == []
+    first = save_scoring_snapshot(models, pd.DataFrame({"churn_probability": [0.1, 0.2]}), {"psi": {}})
+    second = save_scoring_snapshot(models, pd.DataFrame({"churn_probability": [0.3]}), {"psi": {"churn_probability": 0.4}})
+    assert scoring_snapshots(models) == [first, second]
+    assert pd.read_parquet(second)["churn_probability"].tolist() == [0.3]
+    assert read_snapshot_info(second)["psi"] == {"churn_probability": 0.4}
+    # the history folder is not a model
     assert latest_model(models) is None

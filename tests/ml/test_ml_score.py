@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.score import risk_by_segment, score
+from ml import score as score_mod
+from ml.score import action_for, clv_estimate, risk_by_segment, score
 from ml_synthetic import DRIVER
 
 
@@ -23,15 +24,19 @@ def scored(trained, scoring_frame):
 def test_score_columns_probabilities_and_value_at_risk(trained, scoring_frame, scored):
     assert list(scored.columns) == [
         "customer_id", "observation_date", "churn_probability", "risk_tier",
-        "driver_1", "driver_2", "driver_3", "top_drivers", "monthly_value", "expected_value_at_risk",
+        "driver_1", "driver_2", "driver_3", "top_drivers", "recommended_action", "monthly_value",
+        "expected_mrr_at_risk", "clv_estimate", "clv_at_risk", "expected_value_at_risk",
     ]
     assert len(scored) == len(scoring_frame)
     assert scored["customer_id"].tolist() == scoring_frame["customer_id"].tolist()
     p = scored["churn_probability"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
-    np.testing.assert_allclose(
-        scored["expected_value_at_risk"], p * scoring_frame["monthly_value"].to_numpy()
-    )
+    mv = scoring_frame["monthly_value"].to_numpy()
+    np.testing.assert_allclose(scored["expected_mrr_at_risk"], p * mv)
+    np.testing.assert_allclose(scored["expected_value_at_risk"], p * mv)
+    # CLV: monthly value / max(p, 0.02); at risk: p x monthly value x lifetime of the mean customer
+    np.testing.assert_allclose(scored["clv_estimate"], [m / max(q, 0.02) for m, q in zip(mv, p)])
+    np.testing.assert_allclose(scored["clv_at_risk"], p * mv / max(p.mean(), 0.02))
     # Tiers recomputed independently from the thresholds.
     expected_tier = ["high" if v >= 0.5 else "medium" if v >= 0.2 else "low" for v in p]
     assert scored["risk_tier"].tolist() == expected_tier
@@ -40,7 +45,7 @@ def test_score_columns_probabilities_and_value_at_risk(trained, scoring_frame, s
     from ml.features import to_matrix
 
     direct = trained.booster.predict(xgb.DMatrix(to_matrix(scoring_frame, trained.feature_spec), enable_categorical=True))
-    np.testing.assert_allclose(p, direct, rtol=1e-6)
+    np.testing.assert_allclose(p, trained.calibrator.apply(direct), rtol=1e-6)
 
 
 def test_drivers_are_real_features_and_match_contributions(trained, scoring_frame, scored):
@@ -87,6 +92,27 @@ def test_score_handles_unseen_levels_and_thresholds(trained, scoring_frame):
         score(trained, frame, high=0.1, medium=0.5)
 
 
+def test_recommended_action_follows_the_documented_mapping(scored):
+    # hand-checked examples of each rule kind, and the default
+    assert action_for("tickets_90d") == action_for("open_tickets") == action_for("avg_satisfaction") == "fix service issues"
+    assert action_for("loyalty_points_balance") == action_for("tenure_days") == action_for("reactivations") == "loyalty programme"
+    assert action_for("contract") == action_for("mrr_current") == action_for("monthly_value") == "personalised offer"
+    assert action_for("days_since_last_activity") == action_for("orders_30d") == action_for("interactions_trend") == "improve engagement"
+    assert action_for("gender") == action_for(DRIVER) == score_mod.DEFAULT_ACTION == "personalised offer"
+    assert action_for(None) is None
+    assert set(score_mod.ACTIONS) == {"improve engagement", "fix service issues", "personalised offer", "loyalty programme"}
+    # in the scores: the action of driver_1, null exactly when there is no positive driver
+    expected = [None if d is None else action_for(d) for d in scored["driver_1"]]
+    assert scored["recommended_action"].tolist() == expected
+
+
+def test_clv_formula_by_hand():
+    # monthly: 100 / max(0.25, 0.02) = 400; 100 / max(0.01, 0.02) = 5000 (the 50-month cap)
+    np.testing.assert_allclose(clv_estimate([100.0, 100.0], [0.25, 0.01]), [400.0, 5000.0])
+    # quarterly probability 0.271 -> monthly 1 - 0.729^(1/3) = 0.1 -> lifetime 10 months
+    np.testing.assert_allclose(clv_estimate([30.0], [0.271], months_per_period=3.0), [300.0])
+
+
 def test_risk_by_segment_matches_independent_groupby():
     scored = pd.DataFrame(
         {
@@ -97,7 +123,9 @@ def test_risk_by_segment_matches_independent_groupby():
             "country": ["DE", "FR", "DE", "DE", "FR", "FR"],
         }
     )
-    scored["expected_value_at_risk"] = scored["churn_probability"] * scored["monthly_value"]
+    scored["expected_mrr_at_risk"] = scored["churn_probability"] * scored["monthly_value"]
+    scored["expected_value_at_risk"] = scored["expected_mrr_at_risk"]
+    scored["clv_at_risk"] = scored["expected_mrr_at_risk"] * 2.5
     out = risk_by_segment(scored, ["plan", "country"])
     assert out["segment_dimension"].tolist()[0] == "all"
     got = out.set_index(["segment_dimension", "segment_value"])
@@ -106,7 +134,9 @@ def test_risk_by_segment_matches_independent_groupby():
     all_row = got.loc[("all", "all")]
     assert all_row["customers"] == 6
     assert all_row["expected_churners"] == pytest.approx(2.6)
+    assert all_row["expected_mrr_at_risk"] == pytest.approx(90 + 5 + 6 + 10 + 8)
     assert all_row["revenue_at_risk"] == pytest.approx(90 + 5 + 6 + 10 + 8)
+    assert all_row["clv_at_risk"] == pytest.approx(2.5 * (90 + 5 + 6 + 10 + 8))
     assert all_row["high_risk_customers"] == 3  # 0.9, 0.6, 0.5 (>= 0.5)
 
     # Other dimensions via pandas groupby with dropna=False, nulls filled differently.
@@ -118,6 +148,8 @@ def test_risk_by_segment_matches_independent_groupby():
                 customers=("customer_id", "count"),
                 mean_churn_probability=("churn_probability", "mean"),
                 expected_churners=("churn_probability", "sum"),
+                expected_mrr_at_risk=("expected_mrr_at_risk", "sum"),
+                clv_at_risk=("clv_at_risk", "sum"),
                 revenue_at_risk=("expected_value_at_risk", "sum"),
                 high_risk_customers=("churn_probability", lambda s: int((s >= 0.5).sum())),
             )
@@ -127,10 +159,10 @@ def test_risk_by_segment_matches_independent_groupby():
         for key in ref.index:
             for col in ref.columns:
                 assert sub.loc[key, col] == pytest.approx(ref.loc[key, col]), (dim, key, col)
-    assert got.loc[("plan", "(missing)"), "revenue_at_risk"] == 0.0
-    # Within a dimension: ordered by revenue at risk.
+    assert got.loc[("plan", "(missing)"), "expected_mrr_at_risk"] == 0.0
+    # Within a dimension: ordered by expected MRR at risk.
     plan_rows = out[out["segment_dimension"] == "plan"]
-    assert plan_rows["revenue_at_risk"].is_monotonic_decreasing
+    assert plan_rows["expected_mrr_at_risk"].is_monotonic_decreasing
 
 
 def test_risk_by_segment_unknown_dimension():

@@ -1,11 +1,42 @@
 -- grain: one row per customer x observation date.
--- Training points: every customer active at the start of a complete period, observed at
--- period_start, label = churned in that period (fight-churn's setup, no lead time yet).
+-- Training points: every customer active at the start of a complete period P, observed at
+-- P's period_start. The label looks `label_lead_periods` periods ahead (dbt var, default 0):
+--   lead 0: label = churned in P itself (the period starting at the observation date);
+--   lead L: label = churned in the period L periods after P (fight-churn's lead time: the
+--           prediction arrives L periods before the churn, leaving time to act). Only customers
+--           still (or again) active at the start of that target period are kept: the others have
+--           no outcome there (they churned earlier, which an earlier observation labels).
+--   The target period must be complete, so the last L periods get no labelled points.
 -- Scoring points: every customer active after the as-of date, observed at as_of + 1 day,
 -- label null. Features only use data dated strictly before observation_date.
+{%- set lead = var('label_lead_periods', 0) %}
+{%- if lead is none or (lead | string) | trim == '' or not ((lead | string) | trim).isdigit() %}
+{{ exceptions.raise_compiler_error("label_lead_periods must be a whole number >= 0, got " ~ lead) }}
+{%- endif %}
+{%- set lead = lead | int %}
+{% if lead == 0 -%}
 select customer_id, period_start as observation_date, is_churned as label
 from {{ ref('fct_customer_period') }}
 where active_at_start = 1
+{%- else -%}
+with periods as (
+    select period_start, row_number() over (order by period_start) as period_index
+    from {{ ref('int_periods') }}
+),
+
+customer_periods as (
+    select f.customer_id, f.period_start, f.active_at_start, f.is_churned, p.period_index
+    from {{ ref('fct_customer_period') }} f
+    join periods p on p.period_start = f.period_start
+)
+
+select o.customer_id, o.period_start as observation_date, t.is_churned as label
+from customer_periods o
+join customer_periods t
+  on t.customer_id = o.customer_id
+ and t.period_index = o.period_index + {{ lead }}
+where o.active_at_start = 1 and t.active_at_start = 1
+{%- endif %}
 union all
 select s.customer_id, p.known_through as observation_date, cast(null as {{ dbt.type_int() }}) as label
 from {{ ref('int_customer_spans') }} s

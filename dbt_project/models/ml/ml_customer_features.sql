@@ -11,6 +11,7 @@ ord as (
         sum(case when r.order_date >= {{ add_days('o.observation_date', -90) }} then r.amount else 0 end) as revenue_90d,
         sum(case when r.order_date < {{ add_days('o.observation_date', -90) }} and r.order_date >= {{ add_days('o.observation_date', -180) }} then r.amount else 0 end) as revenue_prev_90d,
         sum(r.amount) as revenue_total,
+        min(r.order_date) as first_order_date,
         max(r.order_date) as last_order_date
     from obs o
     join {{ ref('stg_crm__orders') }} r
@@ -57,6 +58,9 @@ loyal as (
 subs as (
     select o.customer_id, o.observation_date,
         sum(case when s.end_date is null or s.end_date > o.observation_date then s.mrr else 0 end) as mrr_current,
+        -- MRR that was live 90 days before the observation date (known then, so no leak)
+        sum(case when s.start_date < {{ add_days('o.observation_date', -90) }}
+                  and (s.end_date is null or s.end_date > {{ add_days('o.observation_date', -90) }}) then s.mrr else 0 end) as mrr_90d_ago,
         count(*) as subscriptions_total,
         max(case when s.end_date is null or s.end_date > o.observation_date then s.plan end) as current_plan
     from obs o
@@ -100,6 +104,14 @@ select
     coalesce(ord.revenue_90d, 0) - coalesce(ord.revenue_prev_90d, 0) as revenue_trend_90d,
     case when ord.orders_total > 0 then ord.revenue_total / ord.orders_total end as avg_order_value,
     {{ days_between('ord.last_order_date', 'o.observation_date') }} as days_since_last_order,
+    -- purchase cadence: last 30 days against the 90-day monthly average (1 = steady, < 1 = slowing)
+    case when ord.orders_90d > 0 then 3.0 * ord.orders_30d / ord.orders_90d end as orders_trend,
+    -- mean days between orders, and how overdue the next order is against that rhythm
+    case when ord.orders_total > 1
+         then 1.0 * {{ days_between('ord.first_order_date', 'ord.last_order_date') }} / (ord.orders_total - 1) end as avg_days_between_orders,
+    case when ord.orders_total > 1 and {{ days_between('ord.first_order_date', 'ord.last_order_date') }} > 0
+         then 1.0 * {{ days_between('ord.last_order_date', 'o.observation_date') }} * (ord.orders_total - 1)
+              / {{ days_between('ord.first_order_date', 'ord.last_order_date') }} end as order_gap_ratio,
     -- engagement
     coalesce(inter.interactions_30d, 0) as interactions_30d,
     coalesce(inter.interactions_90d, 0) as interactions_90d,
@@ -118,11 +130,15 @@ select
     coalesce(loyal.loyalty_redemptions, 0) as loyalty_redemptions,
     -- contract
     subs.mrr_current,
+    -- up- or downgrade over the last 90 days (contractual sources)
+    subs.mrr_current - subs.mrr_90d_ago as mrr_change_90d,
     subs.current_plan,
     coalesce(subs.subscriptions_total, 0) as subscriptions_total,
     -- per-unit ratios
     case when {{ days_between('sp.first_active_date', 'o.observation_date') }} > 0
          then 30.4 * coalesce(tick.tickets_total, 0) / {{ days_between('sp.first_active_date', 'o.observation_date') }} end as tickets_per_month,
+    case when {{ days_between('sp.first_active_date', 'o.observation_date') }} > 0
+         then 30.4 * coalesce(ord.revenue_total, 0) / {{ days_between('sp.first_active_date', 'o.observation_date') }} end as revenue_per_active_month,
     -- the value a churn would cost per month: MRR, else the recent monthly revenue
     coalesce(subs.mrr_current, coalesce(ord.revenue_90d, 0) / 3.0) as monthly_value,
     -- demographics / attributes (current version; see README on SCD2 and leakage)
