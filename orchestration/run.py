@@ -127,7 +127,7 @@ def summary(settings) -> str:
         f"periods covered: {periods[0]} .. {periods[1]} ({periods[2]} {settings.period_grain}s)",
         f"last period {last[0]}: churn rate {last[3]:.2%} ({last[2]} of {last[1]} customers)" if last and last[3] is not None
         else "last period: no customers at its start",
-        f"model: test ROC AUC {m.get('roc_auc', float('nan')):.3f}, top-decile lift {m.get('top_decile_lift', float('nan')):.2f}"
+        f"model: backtest ROC AUC {m.get('roc_auc', float('nan')):.3f}, top-decile lift {m.get('top_decile_lift', float('nan')):.2f}"
         f" ({meta.get('split', {}).get('split_method', '?')} split)",
         f"published: {pub}",
     ]

@@ -144,7 +144,13 @@ class Settings:
 
     @property
     def warehouse_path(self) -> Path:
-        # one private warehouse per source, so the SCD2 snapshot never mixes two datasets
+        # one private warehouse per source (and per landing folder for source=folder), so the
+        # SCD2 snapshot never mixes two datasets
+        if self.source == "folder" and self.landing_dir is not None:
+            import hashlib
+
+            tag = hashlib.sha256(str(self.landing_dir).encode()).hexdigest()[:8]
+            return self.warehouse_dir / f"folder-{tag}.duckdb"
         return self.warehouse_dir / f"{self.source}.duckdb"
 
     @property

@@ -54,3 +54,12 @@ def test_folder_source_needs_a_folder():
     with pytest.raises(SettingsError, match="CHURN_LANDING_DIR"):
         Settings(source="folder").resolved_landing_dir
     assert Settings(source="folder", landing_dir=Path("/x")).resolved_landing_dir == Path("/x")
+
+
+def test_each_landing_folder_gets_its_own_warehouse(tmp_path):
+    # two unrelated folders must never share an SCD2 snapshot; the same folder always maps back
+    a = Settings(source="folder", landing_dir=Path("/data/a"), data_dir=tmp_path)
+    b = Settings(source="folder", landing_dir=Path("/data/b"), data_dir=tmp_path)
+    a2 = Settings(source="folder", landing_dir=Path("/data/a"), data_dir=tmp_path)
+    assert a.warehouse_path != b.warehouse_path and a.warehouse_path == a2.warehouse_path
+    assert a.warehouse_path.parent == tmp_path / "warehouse" and a.warehouse_path.name.startswith("folder-")
