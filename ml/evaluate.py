@@ -160,20 +160,16 @@ def metrics(y: Any, p: Any) -> dict[str, float | int]:
     """
     y_arr, p_arr = _validate(y, p)
     _check_probabilities(p_arr)
-    n = int(y_arr.size)
-    positives = int(y_arr.sum())
-    return {
-        "n": n,
-        "positives": positives,
-        "base_rate": float(positives / n) if n else float("nan"),
-        "roc_auc": roc_auc(y_arr, p_arr),
-        "pr_auc": pr_auc(y_arr, p_arr),
-        "top_decile_lift": top_decile_lift(y_arr, p_arr),
+    out = ranking_metrics(y_arr, p_arr)
+    actual = out.pop("actual_churners")
+    # probability-only metrics; actual_churners stays last, next to expected_churners
+    out.update({
         "brier": brier(y_arr, p_arr),
         "expected_calibration_error": expected_calibration_error(y_arr, p_arr),
         "expected_churners": float(p_arr.sum()),
-        "actual_churners": positives,
-    }
+        "actual_churners": actual,
+    })
+    return out
 
 
 def ranking_metrics(y: Any, score: Any) -> dict[str, float | int]:
