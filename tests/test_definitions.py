@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.assets.publish import PUBLISHED_TABLES
+
 
 def _graph():
     from orchestration.definitions import defs
@@ -28,9 +30,12 @@ def test_lineage_runs_raw_to_published():
     assert "marts/fct_customer_period" in up(["marts", "fct_churn_period"])
     assert up(["churn_model"]) == {"ml/ml_observations"}
     assert up(["customer_churn_scores"]) == {"churn_model", "ml/ml_scoring_set"}
-    assert up(["published_churn_tables"]) == {"marts/fct_churn_period", "marts/fct_churn_segment_period",
-                                              "marts/fct_cohort_retention",
-                                              "customer_churn_scores", "churn_risk_by_segment"}
+    assert up(["published", "fct_churn_period"]) == {"marts/fct_churn_period"}
+    assert up(["published", "fct_churn_segment_period"]) == {"marts/fct_churn_segment_period"}
+    assert up(["published", "fct_cohort_retention"]) == {"marts/fct_cohort_retention"}
+    assert up(["published", "customer_churn_scores"]) == {"customer_churn_scores"}
+    assert up(["published", "churn_risk_by_segment"]) == {"churn_risk_by_segment"}
+    assert up(["churn_report"]) == {f"published/{t}" for t in PUBLISHED_TABLES}
 
 
 def test_every_asset_has_a_group_kind_and_description():
@@ -41,7 +46,7 @@ def test_every_asset_has_a_group_kind_and_description():
         groups.setdefault(node.group_name, set()).add(k.to_user_string())
         assert node.kinds, k
     assert set(groups) == {"ingest", "staging", "marts", "ml", "publish"}
-    assert "published_churn_tables" in groups["publish"] and "raw/orders" in groups["ingest"]
+    assert "published/fct_churn_period" in groups["publish"] and "raw/orders" in groups["ingest"]
 
 
 def test_gx_checks_are_blocking():

@@ -1,9 +1,14 @@
 """Publish asset: the BI-facing Parquet files and DuckDB file, as a new version switched in atomically."""
 
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import dagster as dg
+import duckdb
 
 from orchestration.publish import is_transient, publish
+from orchestration.published_columns import load_docs
 from orchestration.resources import WarehouseResource
 from orchestration.settings import SettingsError, get_settings
 
@@ -35,25 +40,43 @@ def failed_checks(context: dg.AssetExecutionContext) -> list[str]:
     return failed
 
 
-@dg.asset(
-    key=["published_churn_tables"],
-    group_name="publish",
-    kinds={"parquet", "duckdb"},
-    owners=["team:data-engineering"],
-    deps=[dg.AssetKey(["marts", "fct_churn_period"]), dg.AssetKey(["marts", "fct_churn_segment_period"]),
-          dg.AssetKey(["marts", "fct_cohort_retention"]),
-          dg.AssetKey(["customer_churn_scores"]), dg.AssetKey(["churn_risk_by_segment"])],
+def _published_spec(name: str, relation: str) -> dg.AssetSpec:
+    doc = PUBLISHED_DOCS.get(name)
+    what = doc.description if doc else relation
+    return dg.AssetSpec(
+        key=["published", name],
+        deps=[UPSTREAM[name]],
+        group_name="publish",
+        kinds={"parquet", "duckdb"},
+        owners=["team:data-engineering"],
+        description=(
+            f"{what} Published for BI tools as data/published/{name}.parquet and as table {name} in "
+            "data/published/churn.duckdb (DuckDB 1.4 storage format). Column definitions are in the "
+            "Columns tab (from dbt YAML)."
+        ),
+    )
+
+
+PUBLISHED_DOCS = load_docs()
+# the asset each published table is read from (dbt marts are keyed schema/table; ML tables by name)
+UPSTREAM: dict[str, dg.AssetKey] = {
+    name: dg.AssetKey(relation.split(".")) if relation.startswith("marts.") else dg.AssetKey([relation.split(".")[-1]])
+    for name, relation in PUBLISHED_TABLES.items()
+}
+
+
+@dg.multi_asset(
+    name="published_churn_tables",
+    specs=[_published_spec(name, relation) for name, relation in PUBLISHED_TABLES.items()],
     retry_policy=PUBLISH_RETRY,
     description=(
-        "data/published/<table>.parquet and data/published/churn.duckdb (DuckDB 1.4 storage "
-        "format) with fct_churn_period, fct_churn_segment_period, fct_cohort_retention, customer_churn_scores and "
-        "churn_risk_by_segment, plus manifest.json. Each publish is a complete version under "
-        "published/versions/<run id>/, made live by one atomic symlink switch; the last versions are kept "
-        "for rollback (python -m orchestration.publish rollback). Small segments are suppressed. "
-        "Never runs after a failed check; the private warehouse is never exposed to BI tools."
+        "Publishes every table as one complete version under published/versions/<run id>/, made live by one "
+        "atomic symlink switch; the last versions are kept for rollback (python -m orchestration.publish "
+        "rollback). Small segments are suppressed. Never runs after a failed check; the private warehouse "
+        "is never exposed to BI tools."
     ),
 )
-def published_churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def published_churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     settings = get_settings()
     try:
         settings.check_paths()
@@ -85,12 +108,40 @@ def published_churn_tables(context: dg.AssetExecutionContext, warehouse: Warehou
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise dg.Failure(description=f"publish failed ({type(exc).__name__}: {first}); the published set was left as it was",
                          allow_retries=False) from exc
-    return dg.MaterializeResult(
-        metadata={
-            "folder": dg.MetadataValue.path(str(settings.published_dir)),
-            "version": manifest["version"],
-            "as_of_date": str(as_of[0]),
-            "rows_suppressed": dg.MetadataValue.json(manifest["suppression"]["rows_suppressed"]),
-            **{f"rows_{t['name']}": t["rows"] for t in manifest["tables"]},
+    version_dir = settings.published_dir / "versions" / manifest["version"]
+    common = {
+        "folder": dg.MetadataValue.path(str(settings.published_dir)),
+        "version": manifest["version"],
+        "as_of_date": str(as_of[0]),
+    }
+    for t in manifest["tables"]:
+        parquet = version_dir / t["parquet"]
+        schema = column_schema(parquet, t["name"])
+        missing = [c.name for c in schema.columns if not c.description]
+        if missing:
+            context.log.warning(f"{t['name']}: no description in dbt YAML for column(s) {', '.join(missing)}")
+        meta = {
+            **common,
+            "path": dg.MetadataValue.path(str(settings.published_dir / t["parquet"])),
+            "dagster/row_count": t["rows"],
+            "dagster/column_schema": schema,
+            "sha256": t["sha256"],
         }
-    )
+        if t["name"] in manifest["suppression"]["rows_suppressed"]:
+            meta["rows_suppressed"] = manifest["suppression"]["rows_suppressed"][t["name"]]
+        yield dg.MaterializeResult(asset_key=["published", t["name"]], metadata=meta)
+
+
+def column_schema(parquet: Path, table: str) -> dg.TableSchema:
+    """The published file's columns and types, each with its one-line description from dbt YAML."""
+    con = duckdb.connect()
+    try:
+        cols = con.execute("select column_name, column_type from (describe select * from read_parquet(?))",
+                           [str(parquet)]).fetchall()
+    finally:
+        con.close()
+    doc = PUBLISHED_DOCS.get(table)
+    return dg.TableSchema(columns=[
+        dg.TableColumn(name, type=str(ctype).lower(), description=(doc.columns.get(name) if doc else None))
+        for name, ctype in cols
+    ])

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from orchestration.assets.publish import PUBLISHED_TABLES
 from orchestration.report import build_report
 from orchestration.resources import WarehouseResource
 from orchestration.settings import get_settings
@@ -14,7 +15,7 @@ from orchestration.settings import get_settings
     group_name="publish",
     kinds={"html"},
     owners=["team:analytics"],
-    deps=[dg.AssetKey(["published_churn_tables"])],
+    deps=[dg.AssetKey(["published", name]) for name in PUBLISHED_TABLES],
     description=(
         "data/published/report/index.html: a self-contained report (no network; charts embedded as "
         "PNG) with the churn trend and MRR bridge, cohort retention heatmap, segment churn with "
