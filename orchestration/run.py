@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from orchestration.settings import REPO_ROOT, SettingsError, get_settings
@@ -136,6 +137,7 @@ def summary(settings) -> str:
     lines.append(f"  {manifest['duckdb_file']:<32} (DuckDB, storage {manifest['storage_version']})")
     lines.append(f"report: {pub / 'report' / 'index.html'}")
     lines.append(f"data docs: {settings.gx_docs_dir / 'index.html'}")
+    lines.append("lineage, checks and run history: make ui  (then open http://127.0.0.1:3000)")
     return "\n".join(lines)
 
 
@@ -158,6 +160,7 @@ def main() -> int:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.progress import run_with_progress, stage_totals
 
     started = time.time()
     # the full event log lives in DAGSTER_HOME (see `make ui`); by default the console stays quiet and
@@ -167,13 +170,22 @@ def main() -> int:
     log_level = (os.environ.get("CHURN_LOG_LEVEL") or "CRITICAL").upper()
     log_path = settings.data_dir / "logs" / "last_run.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    job = defs.resolve_job_def("churn_pipeline")
     with dg.DagsterInstance.get() as instance, log_path.open("w") as log, \
             contextlib.redirect_stdout(log if quiet else sys.stdout):
-        result = defs.resolve_job_def("churn_pipeline").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        def run(run_id: str):
+            return job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+
+        if quiet and os.environ.get("CHURN_PROGRESS", "1") != "0":
+            # progress lines go to stderr (stdout is the log file meanwhile)
+            result = run_with_progress(run, instance, str(uuid.uuid4()), stage_totals(job), sys.stderr)
+        else:
+            result = run(str(uuid.uuid4()))
     elapsed = time.time() - started
     problems = failure_lines(result)
     if not result.success or problems:
