@@ -75,3 +75,45 @@ def importance_png(result: TrainResult, *, top_n: int = 15) -> bytes:
         ax.text(0.5, 0.5, "no splits in model", ha="center", va="center")
     ax.set_title("Feature importance")
     return _png(fig)
+
+
+def segment_panels(seg: Any, *, max_dimensions: int = 6, max_values: int = 8) -> list[tuple[str, Any]]:
+    """(dimension, rows) panels for :func:`segment_risk_png`.
+
+    Dimensions are ordered by the spread of their values' mean probabilities (the most telling
+    first; ties by name); within a panel the riskiest ``max_values`` values, riskiest first.
+    """
+    parts = seg[seg["segment_dimension"] != "all"]
+    spread = parts.groupby("segment_dimension")["mean_churn_probability"].agg(lambda s: s.max() - s.min())
+    order = sorted(spread.items(), key=lambda kv: (-kv[1], kv[0]))[:max_dimensions]
+    return [(dim, parts[parts["segment_dimension"] == dim]
+             .sort_values(["mean_churn_probability", "segment_value"], ascending=[False, True]).head(max_values))
+            for dim, _ in order]
+
+
+def segment_risk_png(seg: Any, *, max_dimensions: int = 6, max_values: int = 8) -> bytes:
+    """Mean churn probability per segment value, one panel per dimension (``all`` as a dashed line).
+
+    ``seg`` is the churn_risk_by_segment frame; panels as :func:`segment_panels`.
+    """
+    overall = seg.loc[seg["segment_dimension"] == "all", "mean_churn_probability"]
+    ref = float(overall.iloc[0]) if len(overall) else None
+    panels = segment_panels(seg, max_dimensions=max_dimensions, max_values=max_values)
+    fig = Figure(figsize=(7, 1.2 + 1.6 * max(len(panels), 1)))
+    if not panels:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no segment dimensions", ha="center", va="center")
+        ax.set_axis_off()
+        return _png(fig)
+    for i, (dim, rows) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        rows = rows.iloc[::-1]  # barh draws bottom-up: riskiest on top
+        labels = [f"{v} (n={int(n)})" for v, n in zip(rows["segment_value"], rows["customers"])]
+        ax.barh(labels, rows["mean_churn_probability"], color="#c0392b")
+        if ref is not None:
+            ax.axvline(ref, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(dim, fontsize=9, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.set_xlim(0, 1)
+    fig.axes[-1].set_xlabel("mean churn probability (dashed: all active customers)")
+    return _png(fig)

@@ -99,6 +99,12 @@ def assert_column_schemas(result, settings) -> None:
             assert c.description and c.description == docs[name].columns[c.name], (name, c.name)
         assert meta["dagster/row_count"].value == len(read(settings, name))
     con.close()
+    # pictures and numbers analysts plot over runs
+    seg_meta = mats["churn_risk_by_segment"]
+    assert "data:image/png;base64," in seg_meta["risk_by_segment"].value
+    scores = read(settings, "customer_churn_scores")
+    assert abs(seg_meta["mean_churn_probability"].value - scores.churn_probability.mean()) < 1e-9
+    assert seg_meta["high_risk_customers"].value == int((scores.risk_tier == "high").sum())
 
 
 def _cdnow_frame() -> pd.DataFrame:

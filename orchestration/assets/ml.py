@@ -267,4 +267,7 @@ def churn_risk_by_segment(context: dg.AssetExecutionContext, warehouse: Warehous
         "dimensions": dg.MetadataValue.json(dims_present),
         "expected_mrr_at_risk": float(overall["expected_mrr_at_risk"].sum()),
         "clv_at_risk": float(overall["clv_at_risk"].sum()),
+        "mean_churn_probability": float(overall["mean_churn_probability"].sum()),
+        "high_risk_customers": int(overall["high_risk_customers"].sum()),
+        "risk_by_segment": dg.MetadataValue.md(_md_png(plots.segment_risk_png(seg), "risk by segment")),
     })
