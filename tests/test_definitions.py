@@ -45,6 +45,8 @@ def test_every_asset_has_a_group_kind_and_description():
         node = g.get(k)
         groups.setdefault(node.group_name, set()).add(k.to_user_string())
         assert node.kinds, k
+        assert node.owners, k
+        assert (node.description or "").strip(), k
     assert set(groups) == {"ingest", "staging", "marts", "ml", "publish"}
     assert "published/fct_churn_period" in groups["publish"] and "raw/orders" in groups["ingest"]
 
