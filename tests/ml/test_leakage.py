@@ -53,6 +53,7 @@ ROW_DATE = {  # the column that dates each raw row
     "loyalty_events": "occurred_at",
 }
 KEY = ["customer_id", "observation_date"]
+REFERENCE_SQL = Path(__file__).resolve().parent / "data" / "ml_customer_features_reference.sql"
 
 
 def _dbt(settings, select: list[str], extra_vars: dict | None = None, models_only: bool = False) -> None:
@@ -128,6 +129,7 @@ def runs(tmp_path_factory):
             load_landing(s, landing)
             _dbt(s, ["+ml_observations", "+ml_scoring_set"])
             out[name] = _frame(s, "select * from ml.ml_customer_features")
+            out[f"{name}_reference"] = _frame(s, REFERENCE_SQL.read_text())
             if name == "late":
                 # the same warehouse again with a one-period label lead (the ML models only)
                 _dbt(s, ["int_observation_points+"], extra_vars={"label_lead_periods": 1})
@@ -195,3 +197,12 @@ def test_lead_one_label_is_next_periods_churn(runs):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     # the last complete period has no lead-1 label (its target period is not complete yet)
     assert lead1["observation_date"].max() == _next_month(lead0["observation_date"].max(), -1)
+
+
+@pytest.mark.parametrize("name", ["early", "late"])
+def test_features_equal_the_reference_formulation(runs, name):
+    # the model computes windows from per-day aggregates (running totals, joins to day rows);
+    # the reference joins every observation to every earlier raw event: same values, same types
+    got, ref = runs[name], runs[f"{name}_reference"]
+    assert len(ref) > 300 and len(ref.columns) > 35 and set(ref.columns) <= set(got.columns)
+    pd.testing.assert_frame_equal(got[list(ref.columns)], ref, check_exact=False, rtol=1e-12)

@@ -1,57 +1,133 @@
 -- grain: one row per customer x observation date (see int_observation_points).
 -- Every feature is computed from rows dated strictly before observation_date, in SQL, so
 -- event tables never reach pandas and appending later rows cannot change a feature.
+--
+-- How (for scale): every event table is read once and aggregated to customer x day first;
+-- no observation is joined to raw events, and no event table is scanned twice.
+-- * Interactions (tens of days with events per customer and year) use running totals: the
+--   observation points are added to the customer's day series as marker rows at the
+--   observation date o and at o - 30 and o - 90 days, sorted before the events of their day,
+--   so a running total read at a marker on day x is the total over the days before x, and
+--   "interactions in [o - 30, o)" = total before o - total before o - 30. One sort, linear.
+-- * Orders, tickets and loyalty events (a few days with events per customer) join the
+--   observation points to the customer's day aggregates (d < o); per customer that is at most
+--   observation dates x event days, far fewer rows than one per raw event.
+-- * Subscriptions and spans (about one row per customer) are joined directly.
+-- * Last activity = the latest of the per-source last dates (the sources of
+--   int_customer_activity_events), instead of a join with that table.
+-- The values are identical to the earlier formulation that joined every observation to every
+-- earlier raw event (tests/ml/test_feature_windows.py compares the two on generated data).
 with obs as (select * from {{ ref('int_observation_points') }}),
+
+points as (select distinct customer_id, observation_date from obs),
+
+-- completed orders per customer and day
+ord_days as (
+    select customer_id, order_date as d, count(*) as n, sum(amount) as amt
+    from {{ ref('stg_crm__orders') }}
+    where status = 'completed'
+    group by customer_id, order_date
+),
 
 ord as (
     select o.customer_id, o.observation_date,
-        sum(case when r.order_date >= {{ add_days('o.observation_date', -30) }} then 1 else 0 end) as orders_30d,
-        sum(case when r.order_date >= {{ add_days('o.observation_date', -90) }} then 1 else 0 end) as orders_90d,
-        count(r.order_id) as orders_total,
-        sum(case when r.order_date >= {{ add_days('o.observation_date', -90) }} then r.amount else 0 end) as revenue_90d,
-        sum(case when r.order_date < {{ add_days('o.observation_date', -90) }} and r.order_date >= {{ add_days('o.observation_date', -180) }} then r.amount else 0 end) as revenue_prev_90d,
-        sum(r.amount) as revenue_total,
-        min(r.order_date) as first_order_date,
-        max(r.order_date) as last_order_date
-    from obs o
-    join {{ ref('stg_crm__orders') }} r
-      on r.customer_id = o.customer_id and r.order_date < o.observation_date and r.status = 'completed'
+        sum(case when r.d >= {{ add_days('o.observation_date', -30) }} then r.n else 0 end) as orders_30d,
+        sum(case when r.d >= {{ add_days('o.observation_date', -90) }} then r.n else 0 end) as orders_90d,
+        cast(sum(r.n) as bigint) as orders_total,
+        sum(case when r.d >= {{ add_days('o.observation_date', -90) }} then r.amt else 0 end) as revenue_90d,
+        sum(case when r.d < {{ add_days('o.observation_date', -90) }} and r.d >= {{ add_days('o.observation_date', -180) }} then r.amt else 0 end) as revenue_prev_90d,
+        sum(r.amt) as revenue_total,
+        min(r.d) as first_order_date,
+        max(r.d) as last_order_date
+    from points o
+    join ord_days r on r.customer_id = o.customer_id and r.d < o.observation_date
     group by o.customer_id, o.observation_date
 ),
 
+-- interactions per customer and day, with marker rows (back = days before the observation
+-- date; null on event rows, which sort after the markers of their day)
+int_series as (
+    select customer_id, occurred_on as d, count(*) as n, cast(null as integer) as back
+    from {{ ref('stg_crm__interactions') }}
+    group by customer_id, occurred_on
+    union all
+    select customer_id, observation_date, null, 0 from points
+    union all
+    select customer_id, {{ add_days('observation_date', -30) }}, null, 30 from points
+    union all
+    select customer_id, {{ add_days('observation_date', -90) }}, null, 90 from points
+),
+
+int_run as (
+    select customer_id, d, back,
+        sum(n) over w as n_before,
+        max(case when n > 0 then d end) over w as last_d
+    from int_series
+    window w as (partition by customer_id order by d, back nulls last rows between unbounded preceding and current row)
+),
+
 inter as (
-    select o.customer_id, o.observation_date,
-        sum(case when i.occurred_on >= {{ add_days('o.observation_date', -30) }} then 1 else 0 end) as interactions_30d,
-        sum(case when i.occurred_on >= {{ add_days('o.observation_date', -90) }} then 1 else 0 end) as interactions_90d,
-        max(i.occurred_on) as last_interaction_date
-    from obs o
-    join {{ ref('stg_crm__interactions') }} i
-      on i.customer_id = o.customer_id and i.occurred_on < o.observation_date
-    group by o.customer_id, o.observation_date
+    select customer_id, observation_date,
+        cast(max(case when back = 0 then n_before end) - coalesce(max(case when back = 30 then n_before end), 0) as hugeint) as interactions_30d,
+        cast(max(case when back = 0 then n_before end) - coalesce(max(case when back = 90 then n_before end), 0) as hugeint) as interactions_90d,
+        max(case when back = 0 then last_d end) as last_interaction_date
+    from (
+        select customer_id, {{ add_days('d', 'back') }} as observation_date, back, n_before, last_d
+        from int_run
+        where back is not null
+    ) m
+    group by customer_id, observation_date
+    -- only customers with an interaction before the observation date (as an inner join gives)
+    having max(case when back = 0 then n_before end) > 0
+),
+
+-- tickets per customer and day they were opened, and per first day on which both the opening
+-- and the resolution are in the past (so "resolved before the observation date" = before it)
+tick_days as (
+    select customer_id, opened_on as d, count(*) as n, cast(null as bigint) as res_n,
+        cast(null as bigint) as res_days, cast(null as double) as sat_sum, cast(null as bigint) as sat_n
+    from {{ ref('stg_crm__support_tickets') }}
+    group by customer_id, opened_on
+    union all
+    select customer_id, greatest(opened_on, resolved_on), null, count(*),
+        sum({{ days_between('opened_on', 'resolved_on') }}), sum(satisfaction_score), count(satisfaction_score)
+    from {{ ref('stg_crm__support_tickets') }}
+    where resolved_on is not null
+    group by customer_id, greatest(opened_on, resolved_on)
 ),
 
 tick as (
     select o.customer_id, o.observation_date,
-        sum(case when t.opened_on >= {{ add_days('o.observation_date', -90) }} then 1 else 0 end) as tickets_90d,
-        count(*) as tickets_total,
+        sum(case when t.n is not null and t.d >= {{ add_days('o.observation_date', -90) }} then t.n else 0 end) as tickets_90d,
+        cast(sum(t.n) as bigint) as tickets_total,
         -- a ticket resolved on or after the observation date was still open then
-        sum(case when t.resolved_on is null or t.resolved_on >= o.observation_date then 1 else 0 end) as open_tickets,
-        avg(case when t.resolved_on < o.observation_date then {{ days_between('t.opened_on', 't.resolved_on') }} end) as avg_resolution_days,
-        avg(case when t.resolved_on < o.observation_date then t.satisfaction_score end) as avg_satisfaction
-    from obs o
-    join {{ ref('stg_crm__support_tickets') }} t
-      on t.customer_id = o.customer_id and t.opened_on < o.observation_date
+        sum(coalesce(t.n, 0)) - sum(coalesce(t.res_n, 0)) as open_tickets,
+        cast(sum(t.res_days) as double) / sum(t.res_n) as avg_resolution_days,
+        sum(t.sat_sum) / sum(t.sat_n) as avg_satisfaction,
+        max(case when t.n is not null then t.d end) as last_ticket_date
+    from points o
+    join tick_days t on t.customer_id = o.customer_id and t.d < o.observation_date
     group by o.customer_id, o.observation_date
+    having sum(t.n) > 0
+),
+
+loyal_days as (
+    select customer_id, occurred_on as d, count(*) as n,
+        max(case when event_type = 'enroll' then 1 else 0 end) as enrolled,
+        sum(points) as points,
+        sum(case when event_type = 'redeem' then 1 else 0 end) as redemptions
+    from {{ ref('stg_crm__loyalty_events') }}
+    group by customer_id, occurred_on
 ),
 
 loyal as (
     select o.customer_id, o.observation_date,
-        max(case when l.event_type = 'enroll' then 1 else 0 end) as loyalty_enrolled,
+        max(l.enrolled) as loyalty_enrolled,
         sum(l.points) as loyalty_points_balance,
-        sum(case when l.event_type = 'redeem' then 1 else 0 end) as loyalty_redemptions
-    from obs o
-    join {{ ref('stg_crm__loyalty_events') }} l
-      on l.customer_id = o.customer_id and l.occurred_on < o.observation_date
+        sum(l.redemptions) as loyalty_redemptions,
+        max(l.d) as last_loyalty_date
+    from points o
+    join loyal_days l on l.customer_id = o.customer_id and l.d < o.observation_date
     group by o.customer_id, o.observation_date
 ),
 
@@ -62,8 +138,9 @@ subs as (
         sum(case when s.start_date < {{ add_days('o.observation_date', -90) }}
                   and (s.end_date is null or s.end_date > {{ add_days('o.observation_date', -90) }}) then s.mrr else 0 end) as mrr_90d_ago,
         count(*) as subscriptions_total,
+        max(s.start_date) as last_subscription_start,
         max(case when s.end_date is null or s.end_date > o.observation_date then s.plan end) as current_plan
-    from obs o
+    from points o
     join {{ ref('stg_crm__subscriptions') }} s
       on s.customer_id = o.customer_id and s.start_date < o.observation_date
     group by o.customer_id, o.observation_date
@@ -73,17 +150,9 @@ spans as (
     select o.customer_id, o.observation_date,
         min(sp.span_start) as first_active_date,
         count(*) as spans_started
-    from obs o
+    from points o
     join {{ ref('int_customer_spans') }} sp
       on sp.customer_id = o.customer_id and sp.span_start < o.observation_date
-    group by o.customer_id, o.observation_date
-),
-
-last_act as (
-    select o.customer_id, o.observation_date, max(e.activity_date) as last_activity_date
-    from obs o
-    join {{ ref('int_customer_activity_events') }} e
-      on e.customer_id = o.customer_id and e.activity_date < o.observation_date
     group by o.customer_id, o.observation_date
 )
 
@@ -94,7 +163,8 @@ select
     {{ days_between('sp.first_active_date', 'o.observation_date') }} as tenure_days,
     {{ tenure_band(days_between('sp.first_active_date', 'o.observation_date')) }} as tenure_band,
     coalesce(sp.spans_started, 0) - 1 as reactivations,
-    {{ days_between('la.last_activity_date', 'o.observation_date') }} as days_since_last_activity,
+    -- the last touch-point of any kind (the sources of int_customer_activity_events)
+    {{ days_between('greatest(ord.last_order_date, inter.last_interaction_date, tick.last_ticket_date, loyal.last_loyalty_date, subs.last_subscription_start)', 'o.observation_date') }} as days_since_last_activity,
     -- purchases (RFM)
     coalesce(ord.orders_30d, 0) as orders_30d,
     coalesce(ord.orders_90d, 0) as orders_90d,
@@ -147,11 +217,10 @@ select
     {%- endfor %}
     c.birth_year
 from obs o
-left join spans sp on sp.customer_id = o.customer_id and sp.observation_date = o.observation_date
-left join last_act la on la.customer_id = o.customer_id and la.observation_date = o.observation_date
 left join ord on ord.customer_id = o.customer_id and ord.observation_date = o.observation_date
 left join inter on inter.customer_id = o.customer_id and inter.observation_date = o.observation_date
 left join tick on tick.customer_id = o.customer_id and tick.observation_date = o.observation_date
 left join loyal on loyal.customer_id = o.customer_id and loyal.observation_date = o.observation_date
+left join spans sp on sp.customer_id = o.customer_id and sp.observation_date = o.observation_date
 left join subs on subs.customer_id = o.customer_id and subs.observation_date = o.observation_date
 left join {{ ref('dim_customers') }} c on c.customer_id = o.customer_id
