@@ -54,6 +54,65 @@ def load_frame(con: Any, relation: str) -> pd.DataFrame:
     return df
 
 
+# Training rows: above this many labelled observation rows the model trains on a sample.
+MAX_TRAIN_ROWS_ENV = "CHURN_MAX_TRAIN_ROWS"
+DEFAULT_MAX_TRAIN_ROWS = 500_000
+
+
+def max_train_rows() -> int:
+    """The bound on training rows: ``CHURN_MAX_TRAIN_ROWS`` (default 500,000; 0 = no bound)."""
+    import os
+
+    text = os.environ.get(MAX_TRAIN_ROWS_ENV, "").strip()
+    value = int(text) if text else DEFAULT_MAX_TRAIN_ROWS
+    if value < 0:
+        raise ValueError(f"{MAX_TRAIN_ROWS_ENV} must be >= 0 (0 = no bound), got {value}")
+    return value
+
+
+def load_training_frame(con: Any, relation: str, *, max_rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labelled rows of ``relation``; above ``max_rows`` a seeded sample, stratified.
+
+    Sampling scheme (so the model stays calibrated and the backtest keeps every date):
+    the strata are label x observation date; every stratum keeps the same fraction
+    ``f = max_rows / available`` of its rows, rounded up (so a rare stratum keeps at least
+    one row, and the total is at most ``max_rows`` + the number of strata). Within a
+    stratum the rows kept are those with the smallest ``hash(customer_id, observation_date,
+    seed)``: deterministic for a seed, unrelated to any feature. Equal fractions keep the
+    churn rate of every date, so probabilities need no re-weighting. The sample is drawn in
+    DuckDB: the rows not kept never reach pandas.
+
+    Returns the frame and ``{"rows_available", "rows_used", "sampled", "fraction",
+    "max_rows", "seed", "method"}``.
+    """
+    if not isinstance(relation, str) or not _IDENTIFIER_RE.match(relation):
+        raise ValueError(f"refusing to read relation {relation!r}: not a plain SQL identifier")
+    available = int(con.execute(f"select count(*) from {relation} where {LABEL_COLUMN} is not null").fetchall()[0][0])
+    info: dict[str, Any] = {"rows_available": available, "max_rows": int(max_rows), "seed": int(seed)}
+    if max_rows <= 0 or available <= max_rows:
+        df = con.sql(f"select * from {relation} where {LABEL_COLUMN} is not null").df()
+        info.update(rows_used=int(len(df)), sampled=False, fraction=1.0, method="all labelled rows")
+    else:
+        fraction = max_rows / available
+        df = con.sql(
+            f"""select * exclude (_rank, _stratum_rows) from (
+                    select *,
+                        row_number() over (partition by {LABEL_COLUMN}, {DATE_COLUMN}
+                                           order by hash({ID_COLUMN}, {DATE_COLUMN}, {int(seed)}), {ID_COLUMN}) as _rank,
+                        count(*) over (partition by {LABEL_COLUMN}, {DATE_COLUMN}) as _stratum_rows
+                    from {relation} where {LABEL_COLUMN} is not null
+                ) s
+                where _rank <= ceil(_stratum_rows * {fraction!r})
+                order by {DATE_COLUMN}, {ID_COLUMN}"""
+        ).df()
+        info.update(rows_used=int(len(df)), sampled=True, fraction=round(fraction, 6),
+                    method="stratified by label x observation date, equal fraction per stratum (rounded up), "
+                           "rows with the smallest hash(customer_id, observation_date, seed)")
+    if DATE_COLUMN in df.columns:
+        df[DATE_COLUMN] = pd.to_datetime(df[DATE_COLUMN])
+    return df, info
+
+
 def _is_numeric_series(s: pd.Series) -> bool:
     """True if the column should be modelled as a number.
 

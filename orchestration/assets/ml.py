@@ -60,7 +60,9 @@ def _float(value) -> float:
 def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = get_settings()
     with warehouse.connect(read_only=True) as con:
-        obs = features.load_frame(con, "ml.ml_observations")
+        # above CHURN_MAX_TRAIN_ROWS labelled rows: a seeded sample stratified by label x date
+        obs, sample = features.load_training_frame(con, "ml.ml_observations", max_rows=features.max_train_rows(),
+                                                   seed=settings.seed)
         churn_definition = con.execute("select churn_definition from intermediate.int_run_parameters").fetchone()[0]
     if obs.empty or obs["label"].nunique() < 2:
         raise dg.Failure(
@@ -68,11 +70,16 @@ def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "the model needs churned and retained customers — check the churn definition and the as-of date"
         )
     lead = int(obs["_label_lead_periods"].iloc[0]) if "_label_lead_periods" in obs.columns else 0
+    import time
+
+    started = time.perf_counter()
     result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual")
+    training_seconds = round(time.perf_counter() - started, 2)
     path = registry.save_model(
         result, settings.models_dir, code_version=code_version(),
         extra_metadata={"source": settings.source, "churn_definition": churn_definition,
-                        "period_grain": settings.period_grain, "label_lead_periods": lead},
+                        "period_grain": settings.period_grain, "label_lead_periods": lead,
+                        "training_sample": sample, "training_seconds": training_seconds},
     )
     m = result.metrics
     test = result.test_predictions
@@ -100,6 +107,10 @@ def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     best_base = max(result.baselines.items(), key=lambda kv: _float(kv[1].get("roc_auc")), default=(None, {}))
     return dg.MaterializeResult(
         metadata={
+            "training_rows_available": sample["rows_available"],
+            "training_rows_used": sample["rows_used"],
+            "training_sampled": bool(sample["sampled"]),
+            "training_seconds": training_seconds,
             "roc_auc": _float(m["roc_auc"]),
             "pr_auc": _float(m["pr_auc"]),
             "top_decile_lift": _float(m["top_decile_lift"]),

@@ -99,3 +99,60 @@ def test_constant_columns_are_dropped_but_one_value_plus_nulls_is_kept():
     assert spec.dropped == {"orders_total": "constant", "plan": "constant"}
     # a single value with nulls still separates "has ordered" from "never ordered"
     assert spec.numeric == ["days_since_last_order", "monthly_value"]
+
+
+# --------------------------------------------------------------------------- training sample
+
+
+def _obs_table(n_customers: int = 3000, n_dates: int = 6):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"""create schema ml; create table ml.obs as
+        select 'C' || lpad(c::varchar, 6, '0') as customer_id,
+               date '2024-01-01' + to_months(d) as observation_date,
+               case when (c * 7 + d) % 10 = 0 then 1 else 0 end as label,
+               (c % 13) * 1.0 as f1
+        from range({n_customers}) t(c), range({n_dates}) u(d)""")
+    return con
+
+
+def test_training_frame_below_the_bound_is_every_labelled_row():
+    from ml.features import load_training_frame
+
+    con = _obs_table(100, 3)
+    df, info = load_training_frame(con, "ml.obs", max_rows=1000, seed=1)
+    assert len(df) == 300 and info["rows_available"] == 300 and info["rows_used"] == 300 and not info["sampled"]
+
+
+def test_training_sample_is_bounded_stratified_and_seeded():
+    from ml.features import load_training_frame
+
+    con = _obs_table()
+    df, info = load_training_frame(con, "ml.obs", max_rows=1800, seed=1)
+    full = con.sql("select * from ml.obs").df()
+    assert info["sampled"] and info["rows_available"] == 18_000 and info["fraction"] == 0.1
+    # at most the bound plus one row per stratum (label x date), rounding up
+    assert 1800 <= len(df) == info["rows_used"] <= 1800 + 12
+    # every stratum keeps the same fraction: churn rate per date unchanged
+    got = df.groupby("observation_date")["label"].mean().to_numpy()
+    want = full.groupby("observation_date")["label"].mean().to_numpy()
+    assert abs(got - want).max() < 0.01
+    assert df.groupby("observation_date").size().min() >= 290
+    # deterministic per seed, different for another seed
+    again, _ = load_training_frame(con, "ml.obs", max_rows=1800, seed=1)
+    other, _ = load_training_frame(con, "ml.obs", max_rows=1800, seed=2)
+    pd.testing.assert_frame_equal(df, again)
+    assert set(df["customer_id"]) != set(other["customer_id"])
+
+
+def test_max_train_rows_setting(monkeypatch):
+    from ml.features import DEFAULT_MAX_TRAIN_ROWS, max_train_rows
+
+    monkeypatch.delenv("CHURN_MAX_TRAIN_ROWS", raising=False)
+    assert max_train_rows() == DEFAULT_MAX_TRAIN_ROWS == 500_000
+    monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "1000")
+    assert max_train_rows() == 1000
+    monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "-1")
+    with pytest.raises(ValueError):
+        max_train_rows()
