@@ -45,6 +45,7 @@ run: manifest $(DAGSTER_HOME)/dagster.yaml
 	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
 
 test: manifest $(VENV)/duckdb14/.installed
+	sh scripts/ensure_postgres.sh
 	DUCKDB14_PATH=$(CURDIR)/$(VENV)/duckdb14 $(BIN)/python -m pytest
 
 # Benchmark: generate SIZE customers (10k, 100k, 1M), run cold, write bench/results/<date>-<size>.{json,md}

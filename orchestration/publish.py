@@ -19,6 +19,20 @@ A publish:
    complete new one, never a mix;
 4. keeps the newest ``keep_versions`` sets for :func:`rollback` and deletes older ones.
 
+Targets. Step 1 stages the set once (:class:`StagedSet`: the suppressed, ordered tables as Parquet,
+plus churn.duckdb and the manifest); every target then loads from it, so no target repeats a
+SELECT or the suppression. The files target is steps 2-4. With ``postgres_url``
+(CHURN_PUBLISH_POSTGRES_URL) the Postgres target (:class:`PostgresTarget`) COPYs the staged
+Parquet files into a fresh ``<schema>__staging_<id>`` schema and swaps it in with one transaction
+(rename live -> ``<schema>__old``, staging -> live, drop old), under an advisory lock. Order:
+every target is prepared (Postgres loaded, files renamed into ``versions/``) before any is
+switched; then Postgres switches, then the files. A failure before a target's switch discards
+what it prepared and leaves its live set as it was; a Postgres failure therefore leaves both the
+schema and the files as they were. If the files switch fails after the Postgres switch (a local
+symlink rename, so unlikely: a full or read-only disk), Postgres serves the new version and the
+files the previous one until the next successful publish; the error says so. :func:`rollback`
+moves the files only; the Postgres schema keeps the last published set.
+
 Readers open ``published/<table>.parquet`` or ``published/churn.duckdb`` (read_only) as before.
 A reader that needs several files of one set reads ``manifest.json`` and then the files under
 ``versions/<manifest.version>/``, which never change. The warehouse is never exposed; the
@@ -393,15 +407,23 @@ def publish(
     keep_versions: int = 3,
     min_segment_customers: int = 10,
     suppression: dict[str, Suppression] | None = None,
+    postgres_url: str | None = None,
+    postgres_schema: str = "churn",
 ) -> dict:
-    """Publish ``{name: relation}`` from the warehouse connection as a new version in ``out_dir``.
+    """Publish ``{name: relation}`` from the warehouse connection as a new version in ``out_dir``
+    (and, with ``postgres_url``, to the Postgres schema ``postgres_schema``).
 
-    Returns the manifest. Raises before the switch if anything fails, leaving the live set as it was.
+    Returns the manifest. Raises before any switch if anything fails, leaving the live sets as they were.
     """
     rules = SUPPRESSION if suppression is None else suppression
     for name, relation in tables.items():
         if not _IDENT.match(name) or not _RELATION.match(relation):
             raise PublishError(f"published table {name!r} <- {relation!r}: names must be lower_snake_case identifiers")
+    extra = dict(extra_manifest or {})
+    postgres = None
+    if postgres_url:
+        postgres = PostgresTarget(postgres_url, postgres_schema)
+        extra["postgres"] = {"schema": postgres.schema}
     with publish_lock(out_dir):
         _cleanup(out_dir)
         _adopt_legacy(out_dir)
@@ -409,22 +431,124 @@ def publish(
         staging.mkdir()
         try:
             version = _free_version(out_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:90] or "run")
-            manifest = _write_set(con, tables, staging, run_id=run_id, version=version, extra=extra_manifest or {},
+            # 1. stage once: the suppressed, ordered tables -> Parquet + churn.duckdb + manifest
+            manifest = _write_set(con, tables, staging, run_id=run_id, version=version, extra=extra,
                                   rules=rules, k=min_segment_customers)
-            pause_for_tests("publish_staged")
-            versions_dir(out_dir).mkdir(exist_ok=True)
-            os.rename(staging, versions_dir(out_dir) / version)
-            _fsync(versions_dir(out_dir))
+            staged = StagedSet(staging, manifest)
+            # 2. every target loads the staged set, invisible to readers; files go last (a rename)
+            targets: list[Target] = [*([postgres] if postgres else []), FilesTarget(out_dir, keep_versions)]
+            _prepare_and_switch(targets, staged)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        names = _set_names(manifest)
-        _link_names(out_dir, names)  # new names dangle until the switch; existing ones are unchanged
-        _switch(out_dir, version)
-        pause_for_tests("publish_switched")
-        _drop_dangling_links(out_dir)
-        pruned = _prune(out_dir, keep_versions)
-        _history(out_dir, {"event": "publish", "version": version, "run_id": run_id, "pruned": pruned})
         return manifest
+
+
+@dataclass(frozen=True)
+class StagedSet:
+    """One complete set, staged once: ``folder`` holds every ``<table>.parquet`` (suppressed, in a
+    fixed order), ``churn.duckdb`` and ``manifest.json``. Targets read it; none re-runs a SELECT."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest["run_id"]
+
+    def parquet_files(self) -> dict[str, Path]:
+        return {t["name"]: self.folder / t["parquet"] for t in self.manifest["tables"]}
+
+
+class Target:
+    """Where a staged set is published. ``prepare`` loads it without readers seeing it, ``switch``
+    makes it live atomically, ``discard`` removes what ``prepare`` made (only before ``switch``)."""
+
+    name = "target"
+
+    def prepare(self, staged: StagedSet) -> None:
+        raise NotImplementedError
+
+    def switch(self) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+    def after_switch(self) -> None:
+        """Housekeeping once live (pruning, history); must not fail the publish."""
+
+
+def _prepare_and_switch(targets: list[Target], staged: StagedSet) -> None:
+    """Prepare every target, then switch them in order; a failure before a target's switch discards it."""
+    prepared: list[Target] = []
+    switched: list[Target] = []
+    try:
+        for t in targets:
+            prepared.append(t)
+            t.prepare(staged)
+        for t in targets:
+            t.switch()
+            switched.append(t)
+    except BaseException as exc:
+        for t in reversed(prepared):
+            if t not in switched:
+                try:
+                    t.discard()
+                except Exception:  # noqa: BLE001 - the original error matters more
+                    pass
+        if switched:
+            live = ", ".join(t.name for t in switched)
+            stale = ", ".join(t.name for t in targets if t not in switched)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PublishError(
+                f"version {staged.version} is live in {live} but switching {stale} failed ({type(exc).__name__}: "
+                f"{first}); {stale} still serve the previous version; publish again to bring them in line"
+            ) from exc
+        raise
+    for t in targets:
+        t.after_switch()
+
+
+class FilesTarget(Target):
+    """Parquet + churn.duckdb + manifest under ``versions/<version>``, made live by the ``current`` symlink."""
+
+    name = "files"
+
+    def __init__(self, out_dir: Path, keep_versions: int) -> None:
+        self.out_dir = out_dir
+        self.keep_versions = keep_versions
+        self.version: str | None = None
+        self.run_id: str | None = None
+        self.manifest: dict | None = None
+        self.switched = False
+
+    def prepare(self, staged: StagedSet) -> None:
+        pause_for_tests("publish_staged")  # everything staged, nothing live yet
+        versions_dir(self.out_dir).mkdir(exist_ok=True)
+        os.rename(staged.folder, versions_dir(self.out_dir) / staged.version)
+        _fsync(versions_dir(self.out_dir))
+        self.version, self.run_id, self.manifest = staged.version, staged.run_id, staged.manifest
+
+    def switch(self) -> None:
+        assert self.version is not None and self.manifest is not None
+        _link_names(self.out_dir, _set_names(self.manifest))  # new names dangle until the switch
+        _switch(self.out_dir, self.version)
+        self.switched = True
+        pause_for_tests("publish_switched")
+
+    def discard(self) -> None:
+        if self.version and not self.switched and current_version(self.out_dir) != self.version:
+            shutil.rmtree(versions_dir(self.out_dir) / self.version, ignore_errors=True)
+            _drop_dangling_links(self.out_dir)
+
+    def after_switch(self) -> None:
+        _drop_dangling_links(self.out_dir)
+        pruned = _prune(self.out_dir, self.keep_versions)
+        _history(self.out_dir, {"event": "publish", "version": self.version, "run_id": self.run_id, "pruned": pruned})
 
 
 def _write_set(con: duckdb.DuckDBPyConnection, tables: dict[str, str], staging: Path, *, run_id: str, version: str,
@@ -470,6 +594,231 @@ def _write_set(con: duckdb.DuckDBPyConnection, tables: dict[str, str], staging: 
         _fsync(p)
     _fsync(staging)
     return manifest
+
+
+# ----------------------------------------------------------------------------- Postgres target
+
+PG_PUBLISHER_WAIT_S = 120.0  # waiting for another publisher of the same schema (advisory lock)
+PG_SWITCH_LOCK_TIMEOUT_S = 60  # waiting for readers' locks on the old tables during the swap
+PG_COPY_BATCH = 10_000
+
+_PG_TYPES = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "smallint", "UTINYINT": "smallint", "SMALLINT": "smallint",
+    "USMALLINT": "integer", "INTEGER": "integer",
+    "UINTEGER": "bigint", "BIGINT": "bigint",
+    "UBIGINT": "numeric(20,0)", "HUGEINT": "numeric(39,0)", "UHUGEINT": "numeric(39,0)",
+    "FLOAT": "real", "DOUBLE": "double precision",
+    "VARCHAR": "text",
+    "DATE": "date", "TIME": "time",
+    "TIMESTAMP": "timestamp", "TIMESTAMP_S": "timestamp", "TIMESTAMP_MS": "timestamp", "TIMESTAMP_NS": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "INTERVAL": "interval", "UUID": "uuid", "BLOB": "bytea",
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+
+
+def postgres_type(duckdb_type: str) -> str:
+    """The Postgres column type for a DuckDB column type (as ``DESCRIBE`` prints it)."""
+    t = duckdb_type.strip().upper()
+    m = _DECIMAL.match(t)
+    if m:
+        return f"numeric({int(m[1])},{int(m[2])})"
+    if t in _PG_TYPES:
+        return _PG_TYPES[t]
+    raise PublishError(f"DuckDB type {duckdb_type} has no Postgres equivalent here; publish it as a plain type "
+                       "(integer, bigint, double, decimal, varchar, date, timestamp, boolean)")
+
+
+def copy_table(cur, ddb: duckdb.DuckDBPyConnection, target: object, parquet: Path) -> int:
+    """Stream one staged Parquet file into an existing Postgres table with ``COPY ... FROM STDIN``."""
+    from psycopg import sql
+
+    cols = [r[0] for r in ddb.execute("describe select * from read_parquet(?)", [str(parquet)]).fetchall()]
+    statement = sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(", ").join(map(sql.Identifier, cols)))
+    result = ddb.execute("select * from read_parquet(?)", [str(parquet)])
+    rows = 0
+    with cur.copy(statement) as copy:
+        while batch := result.fetchmany(PG_COPY_BATCH):
+            for row in batch:
+                copy.write_row(row)
+            rows += len(batch)
+    return rows
+
+
+class PostgresTarget(Target):
+    """The same tables in a Postgres schema, replaced whole in one transaction.
+
+    ``prepare`` takes an advisory lock (one publisher per schema), drops what a dead publisher
+    left (``<schema>__staging_*``, ``<schema>__old``), then creates ``<schema>__staging_<id>`` and
+    loads every staged Parquet file plus ``publish_info`` into it (committed, not yet visible
+    under the live name). ``switch`` renames ``<schema>`` to ``<schema>__old``, the staging schema
+    to ``<schema>`` and drops the old one, in one transaction: a reader sees the old set or the new
+    one. The drop waits for readers' locks on the old tables (up to PG_SWITCH_LOCK_TIMEOUT_S),
+    so a transaction that has read the old tables keeps reading them until it ends.
+    """
+
+    name = "postgres"
+
+    def __init__(self, url: str, schema: str) -> None:
+        from orchestration.settings import SettingsError, redact_url, validate_identifier
+
+        try:
+            validate_identifier(schema, "Postgres schema")
+        except SettingsError as exc:
+            raise PublishError(str(exc)) from None
+        if len(schema) > 45:
+            raise PublishError(f"Postgres schema {schema!r} is longer than 45 characters (a suffix is added while staging)")
+        self.url, self.schema = url, schema
+        self.where = f"postgres target ({redact_url(url)}, schema {schema})"
+        self.staging = f"{schema}__staging_{uuid.uuid4().hex[:8]}"
+        self.old = f"{schema}__old"
+        self.conn = None
+        self.switched = False
+
+    # --- helpers ----------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            password = urlsplit(self.url).password
+        except ValueError:
+            password = None
+        for secret in {password, unquote(password or "")} - {None, ""}:
+            text = text.replace(secret, "***")  # type: ignore[arg-type]
+        return text.replace(self.url, self.where)
+
+    def _fail(self, exc: BaseException, doing: str, fix: str) -> PublishError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return PublishError(self._scrub(f"{self.where}: {doing} failed ({type(exc).__name__}: {first}); {fix}"))
+
+    def _lock_key(self) -> int:
+        return int.from_bytes(hashlib.sha256(f"churn-publish:{self.schema}".encode()).digest()[:8], "big", signed=True)
+
+    def _schema_exists(self, name: str) -> bool:
+        return self.conn.execute("select 1 from pg_namespace where nspname = %s", [name]).fetchone() is not None
+
+    def _connect(self):
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="churn-publish")
+
+    # --- protocol ---------------------------------------------------------------------
+    def prepare(self, staged: StagedSet) -> None:
+        from psycopg import sql
+
+        try:
+            self.conn = self._connect()
+        except Exception as exc:  # noqa: BLE001 - libpq parse errors are not all psycopg.Error
+            raise self._fail(exc, "connecting", "check CHURN_PUBLISH_POSTGRES_URL (host, port, user, password, "
+                             "database) and that the server accepts connections") from None
+        conn = self.conn
+        doing = "taking the publish lock"
+        try:
+            deadline = time.monotonic() + PG_PUBLISHER_WAIT_S
+            while not conn.execute("select pg_try_advisory_lock(%s)", [self._lock_key()]).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.where}: another publisher has held the lock for over "
+                                       f"{PG_PUBLISHER_WAIT_S:.0f}s")
+                time.sleep(0.2)
+            doing = "removing leftovers of an interrupted publish"
+            pattern = self.schema.replace("_", "\\_") + "\\_\\_staging\\_%"
+            leftovers = [r[0] for r in conn.execute(
+                "select nspname from pg_namespace where nspname like %s or nspname = %s", [pattern, self.old])]
+            for name in leftovers:
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+            if self._schema_exists(self.schema) and conn.execute(
+                    "select to_regclass(%s) is null", [f'"{self.schema}".{INFO_TABLE}']).fetchone()[0]:
+                raise PublishError(f"{self.where}: schema {self.schema} exists but was not made by this publisher (no "
+                                   f"{INFO_TABLE} table); set CHURN_PUBLISH_POSTGRES_SCHEMA to another schema or drop it")
+            ddb = duckdb.connect()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(self.staging)))
+                    for name, parquet in staged.parquet_files().items():
+                        doing = f"loading table {name}"
+                        described = ddb.execute("describe select * from read_parquet(?)", [str(parquet)]).fetchall()
+                        columns = [sql.SQL("{} {}").format(sql.Identifier(c[0]), sql.SQL(postgres_type(c[1])))
+                                   for c in described]
+                        target = sql.Identifier(self.staging, name)
+                        conn.execute(sql.SQL("create table {} ({})").format(target, sql.SQL(", ").join(columns)))
+                        rows = copy_table(cur, ddb, target, parquet)
+                        expected = next(t["rows"] for t in staged.manifest["tables"] if t["name"] == name)
+                        if rows != expected:
+                            raise PublishError(f"{rows} rows copied, the manifest says {expected}")
+                    doing = f"writing {INFO_TABLE}"
+                    info = sql.Identifier(self.staging, INFO_TABLE)
+                    conn.execute(sql.SQL("create table {} (run_id text not null, version text not null, "
+                                         "published_at timestamptz not null, as_of_date date)").format(info))
+                    conn.execute(sql.SQL("insert into {} values (%s, %s, %s, %s)").format(info),
+                                 [staged.run_id, staged.version, datetime.fromisoformat(staged.manifest["published_at"]),
+                                  _iso_date(staged.manifest.get("as_of_date"))])
+            finally:
+                ddb.close()
+        except TimeoutError:
+            raise
+        except PublishError as exc:
+            if str(exc).startswith(self.where):
+                raise
+            raise self._fail(exc, doing, "the live schema was left as it was") from exc
+        except Exception as exc:  # noqa: BLE001 - psycopg, DuckDB or a bug: one line naming the target
+            raise self._fail(exc, doing, "the live schema was left as it was; fix the cause and publish again") from exc
+
+    def switch(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        assert self.conn is not None
+        conn = self.conn
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{PG_SWITCH_LOCK_TIMEOUT_S}s")))
+                live = self._schema_exists(self.schema)
+                if live:
+                    conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(self.schema),
+                                                                                sql.Identifier(self.old)))
+                conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(self.staging),
+                                                                            sql.Identifier(self.schema)))
+                if live:
+                    conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(self.old)))
+        except psycopg.errors.LockNotAvailable:
+            raise TimeoutError(f"{self.where}: readers held the old tables for over {PG_SWITCH_LOCK_TIMEOUT_S}s; "
+                               "the live schema was left as it was") from None
+        except psycopg.Error as exc:
+            raise self._fail(exc, "switching", "the live schema was left as it was; publish again") from exc
+        self.switched = True
+        self._close()
+
+    def discard(self) -> None:
+        from psycopg import sql
+
+        if self.switched:
+            return
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self._close()
+                self.conn = self._connect()
+            self.conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(self.staging)))
+        except Exception:  # noqa: BLE001 - best effort; the next publish drops leftovers under the lock
+            pass
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()  # also releases the advisory lock
+            finally:
+                self.conn = None
+
+
+def _iso_date(value: object):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(str(value)[:10]) if value not in (None, "", "None") else None
+    except ValueError:
+        return None
 
 
 def rollback(out_dir: Path, to: str | None = None) -> dict:

@@ -81,6 +81,42 @@ def validate_identifier(value: str, what: str) -> str:
     return value
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def _postgres_url(name: str) -> str | None:
+    """A ``postgresql://`` URL or None; errors show the URL without its password."""
+    from urllib.parse import urlsplit
+
+    raw = _env(name)
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(f"{name}={redact_url(raw)!r} is not a valid URL; use "
+                            "postgresql://user:password@host:5432/database") from None
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.path.strip("/") or parts.query):
+        raise SettingsError(f"{name}={redact_url(raw)!r} is not a PostgreSQL URL; use "
+                            "postgresql://user:password@host:5432/database")
+    return raw
+
+
 def is_within(path: Path, root: Path) -> bool:
     """True when ``path`` (symlinks resolved, even if it does not exist yet) lies inside ``root``."""
     try:
@@ -135,6 +171,10 @@ class Settings:
     # landing sensor (off by default): how often it looks, and how long files must be quiet
     sensor_interval_seconds: int = 60
     sensor_settle_seconds: int = 30
+    # publish: also publish the set to this PostgreSQL database (None = off); never printed (repr=False)
+    publish_postgres_url: str | None = field(default=None, repr=False)
+    # publish: the live schema there (staging and old copies get a suffix, so at most 45 characters)
+    publish_postgres_schema: str = "churn"
     extra: dict[str, str] = field(default_factory=dict)
 
     # --- derived paths -------------------------------------------------------
@@ -194,6 +234,14 @@ class Settings:
                 )
 
 
+def _postgres_schema(name: str) -> str:
+    value = validate_identifier((_env(name, "churn") or "churn").lower(), name)
+    if len(value) > 45 or value == "public" or value.startswith("pg_") or value == "information_schema":
+        raise SettingsError(f"{name}={value!r} cannot be used; choose a schema of its own, at most 45 characters "
+                            "(the publisher replaces it whole)")
+    return value
+
+
 def load_settings() -> Settings:
     landing = _env("CHURN_LANDING_DIR")
     dims = _env("CHURN_SEGMENT_DIMENSIONS", "") or ""
@@ -228,6 +276,8 @@ def load_settings() -> Settings:
         publish_min_segment_customers=_int("CHURN_PUBLISH_MIN_SEGMENT_CUSTOMERS", 10, minimum=0),
         sensor_interval_seconds=_int("CHURN_SENSOR_INTERVAL_SECONDS", 60, minimum=5),
         sensor_settle_seconds=_int("CHURN_SENSOR_SETTLE_SECONDS", 30, minimum=0),
+        publish_postgres_url=_postgres_url("CHURN_PUBLISH_POSTGRES_URL"),
+        publish_postgres_schema=_postgres_schema("CHURN_PUBLISH_POSTGRES_SCHEMA"),
     )
     return s
 

@@ -100,6 +100,8 @@ def published_churn_tables(context: dg.AssetExecutionContext, warehouse: Warehou
                                 "period_grain": settings.period_grain},
                 keep_versions=settings.publish_keep_versions,
                 min_segment_customers=settings.publish_min_segment_customers,
+                postgres_url=settings.publish_postgres_url,
+                postgres_schema=settings.publish_postgres_schema,
             )
     except Exception as exc:
         if is_transient(exc):
@@ -113,6 +115,7 @@ def published_churn_tables(context: dg.AssetExecutionContext, warehouse: Warehou
         "folder": dg.MetadataValue.path(str(settings.published_dir)),
         "version": manifest["version"],
         "as_of_date": str(as_of[0]),
+        **({"postgres_schema": manifest["postgres"]["schema"]} if manifest.get("postgres") else {}),
     }
     for t in manifest["tables"]:
         parquet = version_dir / t["parquet"]
