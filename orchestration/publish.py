@@ -674,6 +674,7 @@ class PostgresTarget(Target):
         self.staging = f"{schema}__staging_{uuid.uuid4().hex[:8]}"
         self.old = f"{schema}__old"
         self.conn = None
+        self.identity: tuple | None = None  # (version, published_at) of the staged set
         self.switched = False
 
     # --- helpers ----------------------------------------------------------------------
@@ -707,6 +708,7 @@ class PostgresTarget(Target):
     def prepare(self, staged: StagedSet) -> None:
         from psycopg import sql
 
+        self.identity = (staged.version, datetime.fromisoformat(staged.manifest["published_at"]))
         try:
             self.conn = self._connect()
         except Exception as exc:  # noqa: BLE001 - libpq parse errors are not all psycopg.Error
@@ -785,9 +787,23 @@ class PostgresTarget(Target):
             raise TimeoutError(f"{self.where}: readers held the old tables for over {PG_SWITCH_LOCK_TIMEOUT_S}s; "
                                "the live schema was left as it was") from None
         except psycopg.Error as exc:
-            raise self._fail(exc, "switching", "the live schema was left as it was; publish again") from exc
+            # a connection lost during COMMIT leaves the outcome unknown: ask the server
+            if not self._live_is_staged():
+                raise self._fail(exc, "switching", "the live schema was left as it was; publish again") from exc
         self.switched = True
         self._close()
+
+    def _live_is_staged(self) -> bool:
+        """True when the live schema's publish_info is this publish's (checked on a new connection)."""
+        from psycopg import sql
+
+        try:
+            with self._connect() as conn:
+                row = conn.execute(sql.SQL("select version, published_at from {}").format(
+                    sql.Identifier(self.schema, INFO_TABLE))).fetchone()
+            return row is not None and row == self.identity
+        except Exception:  # noqa: BLE001 - unknown counts as not switched
+            return False
 
     def discard(self) -> None:
         from psycopg import sql

@@ -318,6 +318,55 @@ def test_a_server_error_mid_load_leaves_the_live_schema_and_no_staging_schema(pg
     assert pub.current_version(out) == "good"
 
 
+def test_a_failing_swap_leaves_the_live_schema_and_the_files(pg, tmp_path):
+    """The server refuses the swap transaction (an event trigger on ALTER SCHEMA): nothing is switched."""
+    url, schema = pg
+    out = tmp_path / "published"
+    do_publish(make_warehouse(tmp_path / "wh.duckdb", variant=0), out, "good", postgres_url=url, postgres_schema=schema)
+    before = _live_state(url, schema)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"""
+            create function refuse_{schema}() returns event_trigger language plpgsql as $$
+            begin raise exception 'no renames today (injected by the test)'; end $$""")
+        admin.execute(f"create event trigger refuse_{schema} on ddl_command_end when tag in ('ALTER SCHEMA') "
+                      f"execute function refuse_{schema}()")
+        try:
+            with pytest.raises(pub.PublishError, match="switching failed .*no renames today") as err:
+                do_publish(make_warehouse(tmp_path / "wh.duckdb", variant=1), out, "bad", postgres_url=url,
+                           postgres_schema=schema)
+        finally:
+            admin.execute(f"drop event trigger refuse_{schema}")
+            admin.execute(f"drop function refuse_{schema}()")
+    assert "\n" not in str(err.value) and PASSWORD not in str(err.value)
+    assert _live_state(url, schema) == before and schemas(url, schema) == [schema]
+    assert pub.current_version(out) == "good" and sorted(p.name for p in (out / "versions").iterdir()) == ["good"]
+
+
+def test_a_files_switch_failing_after_the_postgres_switch_is_reported_honestly(pg, tmp_path, monkeypatch):
+    url, schema = pg
+    out = tmp_path / "published"
+    do_publish(make_warehouse(tmp_path / "wh.duckdb", variant=0), out, "old", postgres_url=url, postgres_schema=schema)
+
+    def read_only_disk(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(pub, "_switch", read_only_disk)
+    with pytest.raises(pub.PublishError) as err:
+        do_publish(make_warehouse(tmp_path / "wh.duckdb", variant=1), out, "new", postgres_url=url,
+                   postgres_schema=schema)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("version new is live in postgres but switching files failed")
+    assert "files still serve the previous version; publish again" in message
+    assert _live_state(url, schema)["publish_info"][1][0][1] == "new"
+    assert pub.current_version(out) == "old" and sorted(p.name for p in (out / "versions").iterdir()) == ["old"]
+    monkeypatch.undo()
+    manifest = do_publish(make_warehouse(tmp_path / "wh.duckdb", variant=1), out, "again", postgres_url=url,
+                          postgres_schema=schema)
+    assert pub.current_version(out) == "again"
+    assert_postgres_equals_version(url, schema, out, manifest)
+
+
 def test_a_bad_url_gives_one_line_without_the_password(tmp_path, postgres_server):  # noqa: F811
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
