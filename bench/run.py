@@ -57,6 +57,47 @@ def floor_seconds(landing: Path) -> tuple[float, int]:
     return elapsed, rows
 
 
+def latest_run_id(dagster_home: Path) -> str | None:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(limit=1)
+        return runs[0].run_id if runs else None
+
+
+def dbt_profile(run_id: str | None, top: int = 8) -> dict:
+    """dbt's own figures for the run: elapsed, per-model seconds (largest first), tests.
+
+    dagster-dbt writes each invocation to dbt_project/target/churn_dbt_models-<run id[:7]>-*/.
+    """
+    if not run_id:
+        return {}
+    found = sorted((REPO / "dbt_project" / "target").glob(f"churn_dbt_models-{run_id[:7]}-*/run_results.json"))
+    if not found:
+        return {}
+    res = json.loads(found[-1].read_text())
+    nodes = [(r["unique_id"], float(r.get("execution_time") or 0)) for r in res.get("results", [])]
+    models = sorted(((u.split(".")[-1], round(t, 2)) for u, t in nodes if not u.startswith("test.")), key=lambda x: -x[1])
+    return {"elapsed_s": round(float(res.get("elapsed_time") or 0), 2),
+            "models_s": dict(models[:top]),
+            "tests_s": round(sum(t for u, t in nodes if u.startswith("test.")), 2),
+            "nodes": len(nodes)}
+
+
+def training_sample(data: Path) -> dict:
+    """Rows the newest model trained on (from its registry metadata)."""
+    metas = sorted((data / "models").glob("*/*/metadata.json"), key=lambda p: p.stat().st_mtime)
+    if not metas:
+        return {}
+    meta = json.loads(metas[-1].read_text())
+    ctx = meta.get("context", {})
+    out = dict(ctx.get("training_sample") or {})
+    if "training_seconds" in ctx:
+        out["training_seconds"] = ctx["training_seconds"]
+    return out
+
+
 def stage_times(dagster_home: Path) -> dict[str, float]:
     """Seconds per step of the latest run, from the Dagster event log."""
     import dagster as dg
@@ -121,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     steps = stage_times(home) if proc.returncode == 0 else {}
     stages = group(steps)
+    dbt = dbt_profile(latest_run_id(home)) if home.exists() else {}
+    sample = training_sample(data)
     raw_rows = sum(written.values())
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -133,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": round(peak_rss_mb, 1),
         "floor_s": round(floor_s, 3), "floor_rows": floor_rows,
         "transform_to_floor": round(stages["transform (dbt)"] / floor_s, 1) if floor_s and stages["transform (dbt)"] else None,
+        "dbt": dbt, "training_sample": sample,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{date.today().isoformat()}-{args.size}"
@@ -146,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
           f"| transform / floor | {result['transform_to_floor']} |",
           f"| ingest rows/s | {result['ingest_rows_per_s']} |"]
     md += [f"| stage: {k} | {v:.1f} s |" for k, v in stages.items()]
+    if dbt:
+        md.append(f"| dbt elapsed (inside the transform stage) | {dbt['elapsed_s']:.1f} s |")
+        md += [f"| dbt model: {k} | {v:.1f} s |" for k, v in dbt["models_s"].items()]
+        md.append(f"| dbt tests (sum) | {dbt['tests_s']:.1f} s |")
+    if sample:
+        md.append(f"| training rows used / available | {sample.get('rows_used', 0):,} / {sample.get('rows_available', 0):,}"
+                  + (" (stratified sample)" if sample.get("sampled") else "") + " |")
+        if "training_seconds" in sample:
+            md.append(f"| model training (train_model only) | {sample['training_seconds']:.1f} s |")
     sizes = sorted((json.loads(p.read_text()) for p in args.out.glob("*.json")), key=lambda r: r["customers"])
     ok = [r for r in sizes if r.get("pipeline_ok") and r["customers"] != n]
     if ok and n != ok[-1]["customers"]:

@@ -56,11 +56,11 @@ def load_frame(con: Any, relation: str) -> pd.DataFrame:
 
 # Training rows: above this many labelled observation rows the model trains on a sample.
 MAX_TRAIN_ROWS_ENV = "CHURN_MAX_TRAIN_ROWS"
-DEFAULT_MAX_TRAIN_ROWS = 500_000
+DEFAULT_MAX_TRAIN_ROWS = 200_000
 
 
 def max_train_rows() -> int:
-    """The bound on training rows: ``CHURN_MAX_TRAIN_ROWS`` (default 500,000; 0 = no bound)."""
+    """The bound on training rows: ``CHURN_MAX_TRAIN_ROWS`` (default 200,000; 0 = no bound)."""
     import os
 
     text = os.environ.get(MAX_TRAIN_ROWS_ENV, "").strip()
@@ -198,6 +198,38 @@ def _as_str_or_none(s: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in s.astype(object)]
 
 
+def _str_codes(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """``(codes, distinct strings)`` with ``codes`` -1 for nulls, computed once per distinct value
+    rather than per row; None when a value is not a string (then the per-row path decides)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    values = list(uniques)
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return np.asarray(codes), values
+
+
+def _levels(s: pd.Series) -> list[str]:
+    """Sorted distinct non-null values as strings."""
+    fast = _str_codes(s)
+    if fast is not None:
+        return sorted(set(fast[1]))
+    return sorted({v for v in _as_str_or_none(s) if v is not None})
+
+
+def _categorical(s: pd.Series, levels: list[str]) -> pd.Categorical:
+    """``s`` as a Categorical with exactly ``levels``; unseen levels and nulls become NaN."""
+    fast = _str_codes(s)
+    if fast is not None:
+        codes, values = fast
+        position = {v: i for i, v in enumerate(levels)}
+        lookup = np.array([position.get(v, -1) for v in values] + [-1], dtype=np.int64)
+        return pd.Categorical.from_codes(lookup[codes], categories=levels)  # code -1 -> lookup[-1] = -1
+    known = set(levels)
+    # Map unseen levels to None explicitly: pandas 3 deprecates (and pandas 4 will
+    # reject) building a Categorical from values outside its categories.
+    return pd.Categorical([v if v in known else None for v in _as_str_or_none(s)], categories=levels)
+
+
 def fit_feature_spec(df: pd.DataFrame, *, max_levels: int = DEFAULT_MAX_LEVELS) -> FeatureSpec:
     """Decide numeric vs categorical for each feature of a *training* frame.
 
@@ -224,7 +256,7 @@ def fit_feature_spec(df: pd.DataFrame, *, max_levels: int = DEFAULT_MAX_LEVELS) 
         if _is_numeric_series(s):
             numeric.append(name)
             continue
-        levels = sorted({v for v in _as_str_or_none(s) if v is not None})
+        levels = _levels(s)
         if len(levels) > max_levels:
             dropped[name] = f"{len(levels)} distinct values > max_levels={max_levels}"
             continue
@@ -249,11 +281,5 @@ def to_matrix(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
             s = s.astype(object).where(s.notna(), np.nan)
         out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
     for col, levels in spec.categorical.items():
-        known = set(levels)
-        # Map unseen levels to None explicitly: pandas 3 deprecates (and pandas 4 will
-        # reject) building a Categorical from values outside its categories.
-        values = [v if v in known else None for v in _as_str_or_none(df[col])]
-        out[col] = pd.Series(
-            pd.Categorical(values, categories=levels), index=df.index, name=col
-        )
+        out[col] = pd.Series(_categorical(df[col], levels), index=df.index, name=col)
     return pd.DataFrame(out, index=df.index, columns=spec.columns)

@@ -60,7 +60,7 @@ def _float(value) -> float:
 def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = get_settings()
     with warehouse.connect(read_only=True) as con:
-        # above CHURN_MAX_TRAIN_ROWS labelled rows: a seeded sample stratified by label x date
+        # above CHURN_MAX_TRAIN_ROWS (200k) labelled rows: a seeded sample stratified by label x date
         obs, sample = features.load_training_frame(con, "ml.ml_observations", max_rows=features.max_train_rows(),
                                                    seed=settings.seed)
         churn_definition = con.execute("select churn_definition from intermediate.int_run_parameters").fetchone()[0]

@@ -150,7 +150,7 @@ def test_max_train_rows_setting(monkeypatch):
     from ml.features import DEFAULT_MAX_TRAIN_ROWS, max_train_rows
 
     monkeypatch.delenv("CHURN_MAX_TRAIN_ROWS", raising=False)
-    assert max_train_rows() == DEFAULT_MAX_TRAIN_ROWS == 500_000
+    assert max_train_rows() == DEFAULT_MAX_TRAIN_ROWS == 200_000
     monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "1000")
     assert max_train_rows() == 1000
     monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "-1")
