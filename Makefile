@@ -45,6 +45,7 @@ run: manifest $(DAGSTER_HOME)/dagster.yaml
 	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
 
 test: manifest $(VENV)/duckdb14/.installed
+	sh scripts/ensure_chromium.sh
 	sh scripts/ensure_postgres.sh
 	DUCKDB14_PATH=$(CURDIR)/$(VENV)/duckdb14 $(BIN)/python -m pytest
 

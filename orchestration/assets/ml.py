@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from ml import drift, features, plots, registry, score, tables, train
+from orchestration.progress import PREFIX as PROGRESS_PREFIX
 from orchestration.resources import WarehouseResource
 from orchestration.settings import REPO_ROOT, get_settings
 
@@ -73,7 +74,9 @@ def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     import time
 
     started = time.perf_counter()
-    result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual")
+    # one line per backtest cutoff in the run log and in `make run`'s terminal (orchestration/progress.py)
+    result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual",
+                               progress=lambda line: context.log.info(f"{PROGRESS_PREFIX}train   {line}"))
     training_seconds = round(time.perf_counter() - started, 2)
     path = registry.save_model(
         result, settings.models_dir, code_version=code_version(),

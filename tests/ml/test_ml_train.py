@@ -23,7 +23,8 @@ def test_rolling_origin_backtest_tests_each_cutoff_on_a_model_fitted_before_it(o
         seen.append(train)
         return fit_model(train, **kw)
 
-    result = train_model(observations, seed=0, fit_fn=spy, **FAST)
+    lines: list[str] = []
+    result = train_model(observations, seed=0, fit_fn=spy, progress=lines.append, **FAST)
     dates = sorted(_labelled(observations)["observation_date"].unique())
     cutoffs = [pd.Timestamp(d) for d in dates[-3:]]
     assert result.split_method == "rolling_origin_backtest"
@@ -38,6 +39,13 @@ def test_rolling_origin_backtest_tests_each_cutoff_on_a_model_fitted_before_it(o
         assert (tp["observation_date"] == cut).all()
         assert len(tp) == rec["test_rows"] == int((_labelled(observations)["observation_date"] == cut).sum())
     assert len(seen[3]) == len(_labelled(observations))
+    # one progress line per cutoff, in order, with that cutoff's AUC (recomputed by sklearn)
+    assert len(lines) == 3
+    for i, (line, cut) in enumerate(zip(lines, cutoffs), start=1):
+        tp = result.test_predictions[result.test_predictions["split"] == cut.date().isoformat()]
+        auc = roc_auc_score(tp["label"], tp["churn_probability"])
+        assert line.startswith(f"backtest cutoff {i}/3 {cut.date().isoformat()}: AUC {auc:.3f}, "), line
+        assert line.endswith(" s")
 
 
 def test_backtest_metrics_match_sklearn_per_split_and_as_means(trained):
