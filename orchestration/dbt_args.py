@@ -24,8 +24,15 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
 
 
 def dbt_build_args(settings: Settings, extra: list[str] | None = None) -> list[str]:
-    """`dbt build` with the vars as compact JSON (dbt parses --vars as YAML, JSON is a subset)."""
-    return ["build", "--vars", json.dumps(dbt_vars(settings), sort_keys=True, separators=(",", ":")), *(extra or [])]
+    """`dbt build` with the vars as compact JSON (dbt parses --vars as YAML, JSON is a subset).
+
+    Incremental models rebuild only the periods new data touches, unless ``settings.full_refresh``
+    (CHURN_FULL_REFRESH=1) asks for `--full-refresh`.
+    """
+    args = ["build", "--vars", json.dumps(dbt_vars(settings), sort_keys=True, separators=(",", ":")), *(extra or [])]
+    if settings.full_refresh:
+        args.append("--full-refresh")
+    return args
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

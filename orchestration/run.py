@@ -142,6 +142,9 @@ def summary(settings) -> str:
 
 
 def main() -> int:
+    if "--full-refresh" in sys.argv[1:]:  # rebuild the incremental dbt models in full (same as CHURN_FULL_REFRESH=1)
+        os.environ["CHURN_FULL_REFRESH"] = "1"
+        get_settings.cache_clear()
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)

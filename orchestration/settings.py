@@ -175,6 +175,8 @@ class Settings:
     publish_postgres_url: str | None = field(default=None, repr=False)
     # publish: the live schema there (staging and old copies get a suffix, so at most 45 characters)
     publish_postgres_schema: str = "churn"
+    # dbt: rebuild the incremental models in full (`dbt build --full-refresh`) instead of only the touched periods
+    full_refresh: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     # --- derived paths -------------------------------------------------------
@@ -278,6 +280,7 @@ def load_settings() -> Settings:
         sensor_settle_seconds=_int("CHURN_SENSOR_SETTLE_SECONDS", 30, minimum=0),
         publish_postgres_url=_postgres_url("CHURN_PUBLISH_POSTGRES_URL"),
         publish_postgres_schema=_postgres_schema("CHURN_PUBLISH_POSTGRES_SCHEMA"),
+        full_refresh=(_env("CHURN_FULL_REFRESH", "") or "").strip().lower() in ("1", "true", "yes"),
     )
     return s
 

@@ -63,3 +63,11 @@ def test_each_landing_folder_gets_its_own_warehouse(tmp_path):
     a2 = Settings(source="folder", landing_dir=Path("/data/a"), data_dir=tmp_path)
     assert a.warehouse_path != b.warehouse_path and a.warehouse_path == a2.warehouse_path
     assert a.warehouse_path.parent == tmp_path / "warehouse" and a.warehouse_path.name.startswith("folder-")
+
+
+def test_full_refresh_setting_adds_the_flag(monkeypatch):
+    # incremental by default; CHURN_FULL_REFRESH=1 rebuilds the incremental models in full
+    assert "--full-refresh" not in dbt_build_args(Settings())
+    assert dbt_build_args(Settings(full_refresh=True), ["--select", "x"])[-1] == "--full-refresh"
+    monkeypatch.setenv("CHURN_FULL_REFRESH", "1")
+    assert load_settings().full_refresh is True

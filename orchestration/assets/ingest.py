@@ -68,7 +68,8 @@ def build_raw_asset(table_name: str) -> dg.AssetsDefinition:
             "_row_number and _loaded_at. Rows with bad values (unparsable or non-ISO dates, bad numbers, out of "
             "range, future events, end before start, unknown customers) go to raw.quarantine with a reason; "
             "duplicates resolve to the latest version (raw.duplicates lists the dropped rows). Every file "
-            "version is recorded in raw.landing_manifest; unchanged inputs are not reloaded."
+            "version is recorded in raw.landing_manifest; unchanged inputs are not reloaded, and when only new "
+            "files arrived only they are read and appended (metadata load_mode: full / append / unchanged)."
         ),
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -98,6 +99,9 @@ def build_raw_asset(table_name: str) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": result.rows_loaded,
                 "status": result.status,
+                # full = rebuilt from every file; append = only the new files were read; unchanged = nothing to do
+                "load_mode": result.load_mode,
+                "rows_appended": result.rows_appended,
                 "rows_read": result.rows_read,
                 "rows_quarantined": result.rows_quarantined,
                 "quarantine_share": round(result.quarantine_share, 6),

@@ -29,6 +29,7 @@ import difflib
 import io
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -91,6 +92,8 @@ class LoadResult:
     changed_files: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     identical_files: list[list[str]] = field(default_factory=list)
+    load_mode: str = "full"  # full | append | unchanged (see load_table)
+    rows_appended: int = 0  # rows this load added to the table (full: every row kept)
 
     @property
     def quarantine_share(self) -> float:
@@ -449,10 +452,19 @@ def load_table(
     future_tolerance_days: int = 1,
     max_money_value: float = 10_000_000.0,
 ) -> LoadResult:
-    """(Re)build ``raw.<table_name>`` from the landing folder, in one transaction.
+    """Bring ``raw.<table_name>`` up to date with the landing folder, in one transaction.
 
-    Returns counts for the asset metadata. A table whose fingerprint (files, rules, run date and,
-    for child tables, the customers it was checked against) is unchanged is left as it is.
+    Three modes (``LoadResult.load_mode``):
+
+    - ``unchanged``: the fingerprint (files, rules, run date and, for child tables, the customers
+      it was checked against) is as stored, or only things that cannot change the table moved.
+    - ``append``: the files loaded before are all still there with the same bytes, the rules are
+      the same, and only new files arrived: only the new files are read, typed, quarantined and
+      de-duplicated, and their rows are added. Anything an append cannot reproduce exactly (see
+      :func:`_append_plan` and :class:`_Fallback`) falls back to a full rebuild.
+    - ``full``: the table is rebuilt from every current file.
+
+    Returns counts for the asset metadata.
     """
     table = TABLES[table_name]
     run_ts = run_ts or datetime.now(timezone.utc).replace(tzinfo=None)
@@ -465,15 +477,32 @@ def load_table(
     con.execute("create schema if not exists raw")
     con.execute(QUARANTINE_DDL)
     con.execute(DUPLICATES_DDL)
-    manifest.ensure_tables(con)
-    depends = manifest.stored_fingerprint(con, "customers") if table.references_customer else None
-    fp = manifest.fingerprint({
-        "loader": LOADER_VERSION, "table": table_name, "run_date": rules.run_date, "tolerance": future_tolerance_days,
-        "max_money": max_money_value, "files": manifest.planned_versions(con, table_name, digests), "customers": depends,
-    })
-    if (files and fp == manifest.stored_fingerprint(con, table_name) and _table_exists(con, table_name)
+    manifest.ensure_state_columns(con)
+    cust_state = manifest.load_state(con, "customers") if table.references_customer else None
+    depends = cust_state["fingerprint"] if cust_state else None
+    rules_key = manifest.fingerprint({"loader": LOADER_VERSION, "table": table_name,
+                                      "tolerance": future_tolerance_days, "max_money": max_money_value})
+
+    def current_fp() -> str:
+        return manifest.fingerprint({
+            "loader": LOADER_VERSION, "table": table_name, "run_date": rules.run_date, "tolerance": future_tolerance_days,
+            "max_money": max_money_value, "files": manifest.planned_versions(con, table_name, digests), "customers": depends,
+        })
+
+    state = manifest.load_state(con, table_name)
+    if (files and state is not None and current_fp() == state["fingerprint"] and _table_exists(con, table_name)
             and -1 not in [v[2] for v in manifest.planned_versions(con, table_name, digests)]):
         return _unchanged_result(con, table, [str(f) for f in files])
+
+    common = {"rules": rules_key, "run_date": rules.run_date, "customers_fp": depends,
+              "customers_gen": cust_state.get("generation") if cust_state else None}
+    new_digests = _append_plan(con, table, digests, state, rules_key, rules, cust_state)
+    if new_digests is not None:
+        result = _try_append(con, table, files, digests, new_digests, run_ts, rules)
+        if result is not None:
+            manifest.save_state(con, table_name, current_fp(), run_ts, **common, generation=state["generation"],
+                                mode=result.load_mode, full_built_at=state["full_built_at"])
+            return result
 
     # read every file first: a file that cannot be read stops the load before anything is written
     read: dict[str, tuple[str, list[str], dict[str, str]]] = {}
@@ -486,12 +515,8 @@ def load_table(
         try:
             result = _load(con, table, files, digests, read, run_ts, rules)
             # the fingerprint is over the versions as now registered (new files now have a load_seq)
-            fp = manifest.fingerprint({
-                "loader": LOADER_VERSION, "table": table_name, "run_date": rules.run_date,
-                "tolerance": future_tolerance_days, "max_money": max_money_value,
-                "files": manifest.planned_versions(con, table_name, digests), "customers": depends,
-            })
-            manifest.save_fingerprint(con, table_name, fp, run_ts)
+            manifest.save_state(con, table_name, current_fp(), run_ts, **common, generation=uuid.uuid4().hex,
+                                mode="full", full_built_at=run_ts)
             pause_for_tests("ingest")
             con.execute("commit")
         except BaseException:
@@ -500,6 +525,118 @@ def load_table(
     finally:
         for target, _, _ in read.values():
             con.execute(f"drop table if exists {target}")
+    return result
+
+
+class _Fallback(Exception):
+    """An append cannot give the same table as a full rebuild: roll it back and rebuild."""
+
+
+def _append_plan(con: duckdb.DuckDBPyConnection, table: Table, digests: list[manifest.FileDigest], state: dict | None,
+                 rules_key: str, rules: _Rules, cust_state: dict | None) -> list[manifest.FileDigest] | None:
+    """The new files to append, or None when only a full rebuild gives the right table.
+
+    An append is exact when every file loaded before is still there with the same bytes, the
+    loading rules are the same, the run date did not go back (and, when it moved on, no row of the
+    table was quarantined as a future event, which a later run date could let in), and for child
+    tables the customers table only grew by appends since, without letting in (or re-labelling)
+    a row this table quarantined for an unknown customer.
+    """
+    if not digests or state is None or state.get("generation") is None or not _table_exists(con, table.name):
+        return None
+    if state.get("rules") != rules_key or state.get("run_date") is None or rules.run_date < state["run_date"]:
+        return None
+    if rules.run_date != state["run_date"] and con.execute(
+            "select count(*) from raw.quarantine where table_name = ? and reason like '%is after the run date%'",
+            [table.name]).fetchone()[0]:  # type: ignore[index]
+        return None
+    by_path = {str(d.path): d for d in digests}
+    current = manifest.current_files(con, table.name)
+    if any(path not in by_path or by_path[path].sha256 != sha for path, sha in current.items()):
+        return None  # a loaded file changed or disappeared
+    if table.references_customer:
+        if cust_state is None or cust_state.get("generation") != state.get("customers_gen"):
+            return None  # customers was rebuilt in full since
+        if cust_state["fingerprint"] != state.get("customers_fp") and _customer_quarantine_changes(con, table.name):
+            return None
+    return [d for d in digests if str(d.path) not in current]
+
+
+def _customer_quarantine_changes(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Would a row quarantined for its customer get a different verdict against today's customers?"""
+    return bool(con.execute(
+        "with q as (select nullif(trim(json_extract_string(raw_record, '$.customer_id')), '') as cid, "
+        "  reason like '%was quarantined in customers%' as was_quarantined from raw.quarantine "
+        "  where table_name = ? and (reason like '%is not in customers%' or reason like '%was quarantined in customers%')) "
+        "select count(*) from q where cid in (select customer_id from raw.customers where customer_id is not null) "
+        "or (cid in (select json_extract_string(raw_record, '$.customer_id') from raw.quarantine "
+        "    where table_name = 'customers')) <> was_quarantined",
+        [name],
+    ).fetchone()[0])  # type: ignore[index]
+
+
+def _try_append(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], digests: list[manifest.FileDigest],
+                new_digests: list[manifest.FileDigest], run_ts: datetime, rules: _Rules) -> LoadResult | None:
+    """Append the new files to ``raw.<table>``; None (nothing written) when only a full rebuild is exact."""
+    name = table.name
+    read: dict[str, tuple[str, list[str], dict[str, str]]] = {}
+    try:
+        for i, d in enumerate(new_digests):
+            target = f"_file_{i}"
+            names, types = _read_file(con, d.path, table, d, target)
+            read[str(d.path)] = (target, names, types)
+        con.execute("begin transaction")
+        try:
+            reg = manifest.register(con, name, digests, run_ts)
+            if reg.changed or reg.removed:  # pragma: no cover - _append_plan rules this out
+                raise _Fallback("changed files")
+            new_versions = [f for f in reg.files if f.change == "new"]
+            appended = 0
+            if new_versions:
+                all_extras = _incoming(con, table, new_versions, read, rules)
+                existing = dict(con.execute(
+                    "select column_name, data_type from information_schema.columns "
+                    "where table_schema = 'raw' and table_name = ?", [name]).fetchall())
+                incoming = dict(con.execute(
+                    "select column_name, data_type from information_schema.columns "
+                    "where table_name = '_incoming' and table_schema <> 'raw'").fetchall())
+                if any(existing.get(c) != incoming.get(c) for c in all_extras):
+                    raise _Fallback("new or retyped extra columns")  # a full load would widen every row
+                _check_customers(con, table)
+                pk = _q(table.primary_key)
+                if con.execute(
+                        f"select count(*) from _incoming where len(_reasons) = 0 and {pk} in "
+                        f"(select {pk} from raw.{name} where {pk} is not null)").fetchone()[0]:  # type: ignore[index]
+                    raise _Fallback("keys already loaded")  # versions across old and new rows: rank them all
+                _quarantine_and_rank(con, table, all_extras)
+                cols = ", ".join(_q(c) for c in [*table.column_names, *all_extras])
+                appended = int(con.execute(f"select count(*) from _ranked where _keep").fetchone()[0])  # type: ignore[index]
+                con.execute(
+                    f"insert into raw.{name} by name select {cols}, _source_file, _row_number, _loaded_at "
+                    "from _ranked where _keep order by _load_seq, _row_number"
+                )
+                manifest.save_file_stats(con, name, _file_stats(con, [f.path for f in new_versions]))
+                con.execute("drop table _incoming")
+                con.execute("drop table _ranked")
+            pause_for_tests("ingest")
+            con.execute("commit")
+        except _Fallback:
+            con.execute("rollback")
+            for t in ("_incoming", "_ranked"):
+                con.execute(f"drop table if exists {t}")
+            return None
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        for target, _, _ in read.values():
+            con.execute(f"drop table if exists {target}")
+    result = _unchanged_result(con, table, [str(f) for f in files])
+    result.status = "loaded" if new_versions else "unchanged"
+    result.load_mode = "append" if new_versions else "unchanged"
+    result.rows_appended = appended
+    result.new_files = [f.path for f in new_versions]
+    result.identical_files = reg.identical
     return result
 
 
@@ -513,26 +650,20 @@ def _unchanged_result(con: duckdb.DuckDBPyConnection, table: Table, files: list[
         "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ? "
         "order by ordinal_position", [table.name]).fetchall()
         if r[0] not in table.column_names and r[0] not in LINEAGE_COLUMNS]
+    n_kept = con.execute(f"select count(*) from raw.{table.name}").fetchone()[0]  # type: ignore[index]
     return LoadResult(
-        table.name, files, rows_loaded=stats["rows_loaded"], rows_quarantined=stats["rows_quarantined"], present=True,
+        table.name, files, rows_loaded=int(n_kept), rows_quarantined=stats["rows_quarantined"], present=True,
         extra_columns=extras, quarantine_reasons={str(k): int(v) for k, v in reasons.items()}, status="unchanged",
         rows_read=stats["rows_read"], rows_duplicate=stats["rows_duplicate"],
-        conflicting_keys=count_conflicting_keys(con, table.name),
+        conflicting_keys=count_conflicting_keys(con, table.name), load_mode="unchanged",
     )
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], digests: list[manifest.FileDigest],
-          read: dict[str, tuple[str, list[str], dict[str, str]]], run_ts: datetime, rules: _Rules) -> LoadResult:
-    name = table.name
-    reg = manifest.register(con, name, digests, run_ts)
-    con.execute("delete from raw.quarantine where table_name = ?", [name])
-    con.execute("delete from raw.duplicates where table_name = ?", [name])
-    if not files:
-        _empty_table(con, table)
-        return LoadResult(name, [], 0, 0, present=False, status="absent", removed_files=reg.removed)
-
+def _incoming(con: duckdb.DuckDBPyConnection, table: Table, versions: list[manifest.FileVersion],
+              read: dict[str, tuple[str, list[str], dict[str, str]]], rules: _Rules) -> list[str]:
+    """Type the given file versions into temp table ``_incoming``; returns the extra columns in order."""
     parts, all_extras = [], []
-    for i, version in enumerate(reg.files):
+    for i, version in enumerate(versions):
         source, names, types = read[version.path]
         sql, extras = _typed_sql(table, names, types, rules, source)
         con.execute(f"drop table if exists _typed_{i}")
@@ -544,7 +675,10 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
     con.execute("create temp table _incoming as " + " union all by name ".join(f"select * from {p}" for p in parts))
     for p in parts:
         con.execute(f"drop table {p}")
+    return all_extras
 
+
+def _check_customers(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     # orders, subscriptions ... must belong to a customer this load knows
     if table.references_customer and _table_exists(con, "customers"):
         con.execute(
@@ -556,6 +690,10 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
             "  where customer_id is not null)"
         )
 
+
+def _quarantine_and_rank(con: duckdb.DuckDBPyConnection, table: Table, all_extras: list[str]) -> None:
+    """Quarantine the bad rows of ``_incoming``, rank the good ones into ``_ranked`` and list the dropped ones."""
+    name = table.name
     con.execute(
         "insert into raw.quarantine select ?, _source_file, _row_number, array_to_string(_reasons, '; '), _raw, _loaded_at "
         "from _incoming where len(_reasons) > 0",
@@ -604,12 +742,10 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
         "from _ranked where not _keep",
         [name],
     )
-    contract_cols = ", ".join(_q(c) for c in table.column_names)
-    extra_cols = "".join(f", {_q(c)}" for c in all_extras)
-    con.execute(
-        f"create or replace table raw.{name} as select {contract_cols}{extra_cols}, _source_file, _row_number, _loaded_at "
-        "from _ranked where _keep order by _load_seq, _row_number"
-    )
+
+
+def _file_stats(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tuple[int, int, int, int]]:
+    """Per file of ``_incoming``: (rows read, loaded, quarantined, duplicate); header-only files read no rows."""
     per_file = {
         r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4]))
         for r in con.execute(
@@ -619,8 +755,31 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
             "using (_source_file) group by 1"
         ).fetchall()
     }
-    for f in reg.files:  # header-only files read no rows
-        per_file.setdefault(f.path, (0, 0, 0, 0))
+    for p in paths:
+        per_file.setdefault(p, (0, 0, 0, 0))
+    return per_file
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], digests: list[manifest.FileDigest],
+          read: dict[str, tuple[str, list[str], dict[str, str]]], run_ts: datetime, rules: _Rules) -> LoadResult:
+    name = table.name
+    reg = manifest.register(con, name, digests, run_ts)
+    con.execute("delete from raw.quarantine where table_name = ?", [name])
+    con.execute("delete from raw.duplicates where table_name = ?", [name])
+    if not files:
+        _empty_table(con, table)
+        return LoadResult(name, [], 0, 0, present=False, status="absent", removed_files=reg.removed, load_mode="full")
+
+    all_extras = _incoming(con, table, reg.files, read, rules)
+    _check_customers(con, table)
+    _quarantine_and_rank(con, table, all_extras)
+    contract_cols = ", ".join(_q(c) for c in table.column_names)
+    extra_cols = "".join(f", {_q(c)}" for c in all_extras)
+    con.execute(
+        f"create or replace table raw.{name} as select {contract_cols}{extra_cols}, _source_file, _row_number, _loaded_at "
+        "from _ranked where _keep order by _load_seq, _row_number"
+    )
+    per_file = _file_stats(con, [f.path for f in reg.files])
     manifest.save_file_stats(con, name, per_file)
     reasons = dict(con.execute(
         "select split_part(r, ':', 1) as col, count(*) from (select unnest(_reasons) as r from _incoming) group by 1 order by 1"
@@ -652,6 +811,8 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
         changed_files=reg.changed,
         removed_files=reg.removed,
         identical_files=reg.identical,
+        load_mode="full",
+        rows_appended=int(n_kept),
     )
 
 

@@ -198,6 +198,59 @@ def planned_versions(con: duckdb.DuckDBPyConnection, table: str, digests: list[F
     return out
 
 
+def current_files(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """{path: sha256} of the table's file versions loaded so far (status current)."""
+    try:
+        return dict(con.execute(
+            "select file_path, sha256 from raw.landing_manifest where table_name = ? and status = 'current'", [table]
+        ).fetchall())
+    except duckdb.CatalogException:
+        return {}
+
+
+# landing_state columns beyond (table_name, fingerprint, built_at), added in place to older warehouses:
+# what an append needs to know about the last build of the table (see loader.load_table)
+STATE_COLUMNS = {
+    "rules": "varchar",            # fingerprint of the loading rules (loader version, tolerance, money ceiling)
+    "run_date": "date",            # the run date the rows were checked against
+    "customers_fp": "varchar",     # child tables: the customers state they were checked against
+    "customers_gen": "varchar",    # child tables: the customers generation they were checked against
+    "generation": "varchar",       # changes on every full rebuild, kept by appends
+    "mode": "varchar",             # full | append | unchanged: what the last load did
+    "full_built_at": "timestamp",  # when the table was last rebuilt in full (dbt: recompute everything after it)
+}
+
+
+def ensure_state_columns(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_tables(con)
+    for name, sql_type in STATE_COLUMNS.items():
+        con.execute(f"alter table raw.landing_state add column if not exists {name} {sql_type}")
+
+
+def load_state(con: duckdb.DuckDBPyConnection, table: str) -> dict | None:
+    """The table's landing_state row as a dict (None when it was never built)."""
+    try:
+        cur = con.execute("select * from raw.landing_state where table_name = ?", [table])
+    except duckdb.CatalogException:
+        return None
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row))
+
+
+def save_state(con: duckdb.DuckDBPyConnection, table: str, value: str, now: datetime, **fields) -> None:
+    """Replace the table's landing_state row: fingerprint, build time and the STATE_COLUMNS given."""
+    ensure_state_columns(con)
+    unknown = set(fields) - set(STATE_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown landing_state columns {sorted(unknown)}")
+    con.execute("delete from raw.landing_state where table_name = ?", [table])
+    cols = ["table_name", "fingerprint", "built_at", *fields]
+    con.execute(f"insert into raw.landing_state ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+                [table, value, now, *fields.values()])
+
+
 def fingerprint(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -213,7 +266,7 @@ def stored_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str | None
 def save_fingerprint(con: duckdb.DuckDBPyConnection, table: str, value: str, now: datetime) -> None:
     ensure_tables(con)
     con.execute("delete from raw.landing_state where table_name = ?", [table])
-    con.execute("insert into raw.landing_state values (?, ?, ?)", [table, value, now])
+    con.execute("insert into raw.landing_state (table_name, fingerprint, built_at) values (?, ?, ?)", [table, value, now])
 
 
 def save_file_stats(con: duckdb.DuckDBPyConnection, table: str, stats: dict[str, tuple[int, int, int, int]]) -> None:

@@ -10,7 +10,23 @@
 --   transient    = active inside the period but at neither boundary (start-and-churn in the
 --                  same period); reported separately and excluded from the churn rate
 -- so customers_start + new + reactivated - churned = customers_end holds by construction.
-with periods as (select * from {{ ref('int_periods') }}),
+--
+-- Incremental (daily runs): only the periods whose period_end >= int_incremental_boundary.boundary
+-- are recomputed; the pre-hook deletes them and delete+insert writes them back (unique_key
+-- period_start). The first build, `dbt build --full-refresh` (CHURN_FULL_REFRESH=1) and a null
+-- boundary rebuild every period. The result equals a full build (tests/test_incremental.py).
+-- depends_on: {{ ref('int_incremental_boundary') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period_start',
+    on_schema_change='sync_all_columns',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where not (period_end < coalesce({{ incremental_boundary() }}, cast('1900-01-01' as date))){% endif %}",
+) }}
+with periods as (
+    select * from {{ ref('int_periods') }}
+    where {{ in_touched_periods('next_period_start') }}
+),
 spans as (select * from {{ ref('int_customer_spans') }}),
 
 first_starts as (
@@ -56,23 +72,23 @@ orders as (
     select customer_id, {{ period_trunc('order_date') }} as period_start,
            count(*) as orders_count, sum(amount) as revenue
     from {{ ref('stg_crm__orders') }}
-    where status = 'completed'
+    where status = 'completed' and order_date >= (select min(period_start) from periods)
     group by 1, 2
 ),
 
 interactions as (
     select customer_id, {{ period_trunc('occurred_on') }} as period_start, count(*) as interactions_count
-    from {{ ref('stg_crm__interactions') }} group by 1, 2
+    from {{ ref('stg_crm__interactions') }} where occurred_on >= (select min(period_start) from periods) group by 1, 2
 ),
 
 tickets as (
     select customer_id, {{ period_trunc('opened_on') }} as period_start, count(*) as tickets_count
-    from {{ ref('stg_crm__support_tickets') }} group by 1, 2
+    from {{ ref('stg_crm__support_tickets') }} where opened_on >= (select min(period_start) from periods) group by 1, 2
 ),
 
 loyalty as (
     select customer_id, {{ period_trunc('occurred_on') }} as period_start, sum(points) as loyalty_points
-    from {{ ref('stg_crm__loyalty_events') }} group by 1, 2
+    from {{ ref('stg_crm__loyalty_events') }} where occurred_on >= (select min(period_start) from periods) group by 1, 2
 ),
 
 spend as (
@@ -80,6 +96,7 @@ spend as (
     select customer_id, boundary as period_start,
            ntile(4) over (partition by boundary order by value, customer_id) as spend_quartile
     from {{ ref('int_customer_values') }}
+    where boundary >= (select min(period_start) from periods)
 ),
 
 engagement as (
