@@ -37,4 +37,6 @@ def dbt_build_args(settings: Settings, extra: list[str] | None = None) -> list[s
 
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment the dbt subprocess needs: where the private warehouse is."""
-    return {"CHURN_WAREHOUSE_PATH": str(settings.warehouse_path)}
+    return {"CHURN_WAREHOUSE_PATH": str(settings.warehouse_path),
+            # profiles.yml hands it to DuckDB: the same bound as the pipeline's own connections
+            "CHURN_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit}

@@ -28,7 +28,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         path = self.resolved_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        # bounded memory: DuckDB spills to <file>.tmp/ instead of growing to 80% of RAM (its default)
+        con = duckdb.connect(str(path), read_only=read_only, config=get_settings().duckdb_config)
         try:
             yield con
         finally:

@@ -177,7 +177,15 @@ class Settings:
     publish_postgres_schema: str = "churn"
     # dbt: rebuild the incremental models in full (`dbt build --full-refresh`) instead of only the touched periods
     full_refresh: bool = False
+    # DuckDB (the loader, the checks, dbt): the memory it may use before spilling to disk. Bounded so a
+    # 1M-customer run fits beside Python and XGBoost (DuckDB's own default is 80% of RAM).
+    duckdb_memory_limit: str = "4GB"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB connection settings for the private warehouse (duckdb.connect(config=...))."""
+        return {"memory_limit": self.duckdb_memory_limit}
 
     # --- derived paths -------------------------------------------------------
     @property
@@ -244,6 +252,14 @@ def _postgres_schema(name: str) -> str:
     return value
 
 
+def _memory_limit(name: str, default: str) -> str:
+    """A DuckDB memory_limit such as 4GB, 512MB or 75% (DuckDB's own syntax, checked here for a clear error)."""
+    raw = (_env(name, default) or default).strip()
+    if not re.fullmatch(r"(\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)|\d{1,2}(\.\d+)?%)", raw, flags=re.IGNORECASE):
+        raise SettingsError(f"{name}={raw!r} is not a memory size; use e.g. {name}=4GB, 512MB or 50%")
+    return raw
+
+
 def load_settings() -> Settings:
     landing = _env("CHURN_LANDING_DIR")
     dims = _env("CHURN_SEGMENT_DIMENSIONS", "") or ""
@@ -281,6 +297,7 @@ def load_settings() -> Settings:
         publish_postgres_url=_postgres_url("CHURN_PUBLISH_POSTGRES_URL"),
         publish_postgres_schema=_postgres_schema("CHURN_PUBLISH_POSTGRES_SCHEMA"),
         full_refresh=(_env("CHURN_FULL_REFRESH", "") or "").strip().lower() in ("1", "true", "yes"),
+        duckdb_memory_limit=_memory_limit("CHURN_DUCKDB_MEMORY_LIMIT", "4GB"),
     )
     return s
 

@@ -4,7 +4,8 @@ set is at every moment a complete old set or a complete new one (manifest checks
 The job runs as `python -m orchestration.run` in its own session (so a kill takes dbt's subprocess
 with it), on tiny synthetic data, with its own CHURN_DATA_DIR and DAGSTER_HOME. Kill points:
 - ingest: CHURN_TEST_PAUSE_AT=ingest holds the first raw-table load inside its transaction;
-- dbt / training: a few seconds after the step starts (its STEP_START line in the debug log);
+- dbt: a few seconds after the step starts (its STEP_START line in the debug log);
+- training: CHURN_TEST_PAUSE_AT=training holds churn_model after fitting, before the registry write;
 - publish: CHURN_TEST_PAUSE_AT=publish_switched (new set live, old versions not yet pruned), and in
   a second, cheaper test publish_staged (the new version is written but not yet live).
 
@@ -122,7 +123,7 @@ def test_sigkill_at_each_stage_then_the_rerun_succeeds(tmp_path):
     chain = [
         ("ingest", {"CHURN_TEST_PAUSE_AT": "ingest"}, "CHURN_TEST_PAUSED ingest", 0, "raw__customers"),
         ("dbt", {}, " - churn_dbt_models - STEP_START - ", 4, "churn_dbt_models"),
-        ("training", {}, " - churn_model - STEP_START - ", 2, "churn_model"),
+        ("training", {"CHURN_TEST_PAUSE_AT": "training"}, "CHURN_TEST_PAUSED training", 0, "churn_model"),
         ("publish", {"CHURN_TEST_PAUSE_AT": "publish_switched"}, "CHURN_TEST_PAUSED publish_switched", 0,
          "published_churn_tables"),
     ]

@@ -29,7 +29,8 @@ def test_build_args_are_json_vars():
 
 def test_env_points_dbt_at_the_private_warehouse(tmp_path):
     s = Settings(source="telco", data_dir=tmp_path)
-    assert dbt_env(s) == {"CHURN_WAREHOUSE_PATH": str(tmp_path / "warehouse" / "telco.duckdb")}
+    assert dbt_env(s) == {"CHURN_WAREHOUSE_PATH": str(tmp_path / "warehouse" / "telco.duckdb"),
+                          "CHURN_DUCKDB_MEMORY_LIMIT": "4GB"}
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,19 @@ def test_full_refresh_setting_adds_the_flag(monkeypatch):
     assert dbt_build_args(Settings(full_refresh=True), ["--select", "x"])[-1] == "--full-refresh"
     monkeypatch.setenv("CHURN_FULL_REFRESH", "1")
     assert load_settings().full_refresh is True
+
+
+def test_duckdb_memory_limit_setting(monkeypatch, tmp_path):
+    # the bound reaches dbt's environment and the warehouse connection; a typo is a one-line error
+    monkeypatch.setenv("CHURN_DUCKDB_MEMORY_LIMIT", "1.5GB")
+    s = load_settings()
+    assert dbt_env(s)["CHURN_DUCKDB_MEMORY_LIMIT"] == "1.5GB" and s.duckdb_config == {"memory_limit": "1.5GB"}
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), config=s.duckdb_config)
+    # DuckDB reports 1.5 GB as 1.3 GiB (1.5e9 bytes)
+    assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "1.3 GiB"
+    con.close()
+    monkeypatch.setenv("CHURN_DUCKDB_MEMORY_LIMIT", "4 gigs")
+    with pytest.raises(SettingsError, match="CHURN_DUCKDB_MEMORY_LIMIT='4 gigs' is not a memory size"):
+        load_settings()

@@ -27,7 +27,8 @@ from test_publish import _materialize, do_publish, make_warehouse, publish_env  
 
 psycopg = pytest.importorskip("psycopg")
 
-PASSWORD = "s3cret-Pw"
+# the throwaway server's password: made per run (no secret-looking literal in the repository)
+PASSWORD = "pw-" + uuid.uuid4().hex[:12]
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ import pandas as pd
 from ml import drift, features, plots, registry, score, tables, train
 from orchestration.progress import PREFIX as PROGRESS_PREFIX
 from orchestration.resources import WarehouseResource
-from orchestration.settings import REPO_ROOT, get_settings
+from orchestration.settings import REPO_ROOT, get_settings, pause_for_tests
 
 OWNERS = ["team:data-science"]
 PSI_TOP_FEATURES = 10
@@ -78,6 +78,7 @@ def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual",
                                progress=lambda line: context.log.info(f"{PROGRESS_PREFIX}train   {line}"))
     training_seconds = round(time.perf_counter() - started, 2)
+    pause_for_tests("training")  # the crash test kills the job here: trained, nothing saved yet
     path = registry.save_model(
         result, settings.models_dir, code_version=code_version(),
         extra_metadata={"source": settings.source, "churn_definition": churn_definition,

@@ -383,8 +383,11 @@ class _Rules:
 
 
 def _typed_sql(table: Table, names: list[str], types: dict[str, str], rules: _Rules,
-               source: str) -> tuple[str, list[str]]:
-    """SELECT over ``<source> src`` giving contract types, lineage and the list of reasons per row."""
+               source: str, version: manifest.FileVersion) -> tuple[str, list[str]]:
+    """SELECT over ``<source> src`` giving contract types, lineage and the list of reasons per row.
+
+    The file's lineage values are literals, so the SELECTs of several files can be one UNION.
+    """
     exprs, reasons = [], []
     typed: dict[str, str] = {}
     for col in table.columns:
@@ -416,8 +419,9 @@ def _typed_sql(table: Table, names: list[str], types: dict[str, str], rules: _Ru
                            f"' is {what} {earlier} ' || cast({typed[earlier]} as varchar) || '{extra}' end")
     raw_struct = "struct_pack(" + ", ".join(f"{_q(n)} := src.{_q(n)}" for n in names) + ")"
     sql = (
-        f"select {', '.join(exprs)}, $file as _source_file, src._row_number, $loaded_at as _loaded_at, "
-        f"$seq as _load_seq, list_filter(cast([{', '.join(reasons) or 'null'}] as varchar[]), lambda r: r is not null) as _reasons, "
+        f"select {', '.join(exprs)}, {_lit(version.path)} as _source_file, src._row_number, "
+        f"timestamp {_lit(version.first_seen_at.isoformat(sep=' '))} as _loaded_at, "
+        f"cast({int(version.load_seq)} as bigint) as _load_seq, list_filter(cast([{', '.join(reasons) or 'null'}] as varchar[]), lambda r: r is not null) as _reasons, "
         f"cast(to_json({raw_struct}) as varchar) as _raw from {source} src"
     )
     return sql, extras
@@ -610,20 +614,18 @@ def _try_append(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path],
                     raise _Fallback("keys already loaded")  # versions across old and new rows: rank them all
                 _quarantine_and_rank(con, table, all_extras)
                 cols = ", ".join(_q(c) for c in [*table.column_names, *all_extras])
-                appended = int(con.execute(f"select count(*) from _ranked where _keep").fetchone()[0])  # type: ignore[index]
+                appended = int(con.execute("select count(*) from _kept").fetchone()[0])  # type: ignore[index]
                 con.execute(
                     f"insert into raw.{name} by name select {cols}, _source_file, _row_number, _loaded_at "
-                    "from _ranked where _keep order by _load_seq, _row_number"
+                    "from _kept order by _load_seq, _row_number"
                 )
                 manifest.save_file_stats(con, name, _file_stats(con, [f.path for f in new_versions]))
-                con.execute("drop table _incoming")
-                con.execute("drop table _ranked")
+                _drop_work_tables(con)
             pause_for_tests("ingest")
             con.execute("commit")
         except _Fallback:
             con.execute("rollback")
-            for t in ("_incoming", "_ranked"):
-                con.execute(f"drop table if exists {t}")
+            _drop_work_tables(con)
             return None
         except BaseException:
             con.execute("rollback")
@@ -663,18 +665,14 @@ def _incoming(con: duckdb.DuckDBPyConnection, table: Table, versions: list[manif
               read: dict[str, tuple[str, list[str], dict[str, str]]], rules: _Rules) -> list[str]:
     """Type the given file versions into temp table ``_incoming``; returns the extra columns in order."""
     parts, all_extras = [], []
-    for i, version in enumerate(versions):
+    for version in versions:
         source, names, types = read[version.path]
-        sql, extras = _typed_sql(table, names, types, rules, source)
-        con.execute(f"drop table if exists _typed_{i}")
-        con.execute(f"create temp table _typed_{i} as {sql}",
-                     {"file": version.path, "loaded_at": version.first_seen_at, "seq": version.load_seq})
-        parts.append(f"_typed_{i}")
+        sql, extras = _typed_sql(table, names, types, rules, source, version)
+        parts.append(f"({sql})")
         all_extras.extend(e for e in extras if e not in all_extras)
     con.execute("drop table if exists _incoming")
-    con.execute("create temp table _incoming as " + " union all by name ".join(f"select * from {p}" for p in parts))
-    for p in parts:
-        con.execute(f"drop table {p}")
+    # one statement over every file: the typed rows are written once, not once per file and again as the union
+    con.execute("create temp table _incoming as " + " union all by name ".join(parts))
     return all_extras
 
 
@@ -691,6 +689,13 @@ def _check_customers(con: duckdb.DuckDBPyConnection, table: Table) -> None:
         )
 
 
+def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp tables (and view) a load works in: _incoming, _dup_keys, _ranked, _kept."""
+    con.execute("drop view if exists _kept")
+    for t in ("_ranked", "_dup_keys", "_incoming"):
+        con.execute(f"drop table if exists {t}")
+
+
 def _quarantine_and_rank(con: duckdb.DuckDBPyConnection, table: Table, all_extras: list[str]) -> None:
     """Quarantine the bad rows of ``_incoming``, rank the good ones into ``_ranked`` and list the dropped ones."""
     name = table.name
@@ -705,12 +710,16 @@ def _quarantine_and_rank(con: duckdb.DuckDBPyConnection, table: Table, all_extra
     same_time = "and updated_at is not distinct from _win_updated" if has_updated else ""
     win_updated = "first_value(updated_at) over w as _win_updated," if has_updated else ""
     content = "struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in [*table.column_names, *all_extras]) + ")"
+    # Only keys that occur more than once can have duplicates or versions: rank just their rows
+    # (hashing and two windows over every row cost most of a large load); every other good row is kept.
+    con.execute(f"create or replace temp table _dup_keys as select {pk} from _incoming where len(_reasons) = 0 "
+                f"group by 1 having count(*) > 1")
     # identical rows: keep the latest copy; versions of a key: the latest by updated_at, then load order
     con.execute(f"""
         create or replace temp table _ranked as
         with good as (
             select * exclude (_reasons, _raw), md5(cast(to_json({content}) as varchar)) as _hash
-            from _incoming where len(_reasons) = 0
+            from _incoming semi join _dup_keys using ({pk}) where len(_reasons) = 0
         ),
         exact as (
             select *,
@@ -742,6 +751,13 @@ def _quarantine_and_rank(con: duckdb.DuckDBPyConnection, table: Table, all_extra
         "from _ranked where not _keep",
         [name],
     )
+    # the rows the table keeps: every good row of a key seen once, and the kept rows of the ranked keys
+    con.execute(f"""
+        create or replace temp view _kept as
+        select * exclude (_reasons, _raw) from _incoming anti join _dup_keys using ({pk}) where len(_reasons) = 0
+        union all by name
+        select * from _ranked where _keep
+    """)
 
 
 def _file_stats(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tuple[int, int, int, int]]:
@@ -777,7 +793,7 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
     extra_cols = "".join(f", {_q(c)}" for c in all_extras)
     con.execute(
         f"create or replace table raw.{name} as select {contract_cols}{extra_cols}, _source_file, _row_number, _loaded_at "
-        "from _ranked where _keep order by _load_seq, _row_number"
+        "from _kept order by _load_seq, _row_number"
     )
     per_file = _file_stats(con, [f.path for f in reg.files])
     manifest.save_file_stats(con, name, per_file)
@@ -788,8 +804,7 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
     n_bad = sum(v[2] for v in per_file.values())
     n_dup = sum(v[3] for v in per_file.values())
     n_kept = con.execute(f"select count(*) from raw.{name}").fetchone()[0]  # type: ignore[index]
-    con.execute("drop table _incoming")
-    con.execute("drop table _ranked")
+    _drop_work_tables(con)
     if name == "customers" and n_read == 0:
         raise IngestError(f"{files[0]}: customers has a header but no data rows; deliver a non-empty customers file")
     if name == "customers" and n_kept == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,21 @@ def run_cli(tmp_path: Path, landing: Path, **env: str) -> subprocess.CompletedPr
     )
 
 
+# progress lines `make run` prints to stderr while the job runs (orchestration/progress.py)
+PROGRESS = re.compile(r"^\[\s*\d+s\] \S")
+
+
+def problems(stderr: str) -> str:
+    """stderr without the progress lines: what the run says went wrong."""
+    return "".join(line for line in stderr.splitlines(keepends=True) if not PROGRESS.match(line))
+
+
 def test_a_refused_file_is_one_line(tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(CORPUS / "missing_required_column", landing)
     proc = run_cli(tmp_path, landing)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr == (f"error: {landing / 'orders.csv'}: required column 'amount' is missing (found: order_id, "
+    assert problems(proc.stderr) == (f"error: {landing / 'orders.csv'}: required column 'amount' is missing (found: order_id, "
                            "customer_id, order_date); rename or add it per the orders contract\n")
     assert not (tmp_path / "data" / "published").exists()
 
@@ -38,7 +48,7 @@ def test_too_much_quarantine_stops_the_run_with_one_line(tmp_path):
     shutil.copytree(CORPUS / "quarantine_share_over_threshold", landing)
     proc = run_cli(tmp_path, landing)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr == (
+    assert problems(proc.stderr) == (
         "error: check batch_quality on raw/orders failed: raw.orders: 2 of 20 rows (10.0%) quarantined, above the 5% "
         "limit (CHURN_QUARANTINE_MAX_SHARE); by column: amount (1), order_date (1); fix the delivery (see "
         "raw.quarantine) and run again\n")
