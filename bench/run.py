@@ -81,11 +81,11 @@ def hold_back_last_day(landing: Path, held: Path) -> tuple[date, dict[str, int]]
         (held / table).mkdir(parents=True, exist_ok=True)
         glob = str(landing / table / "*.parquet")
         out = held / table / f"day-{last.isoformat()}.parquet"
-        con.execute(f"copy (select * from read_parquet('{glob}') where {expr} = date '{last}') to '{out}'")
+        con.execute(f"copy (select * from read_parquet('{glob}') where {expr} = date '{last}') to '{out}' (format parquet)")
         moved[table] = con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
         for f in files:  # rewrite each part without that day (same columns and order)
             tmp = f.with_suffix(".tmp")
-            con.execute(f"copy (select * from read_parquet('{f}') where {expr} is distinct from date '{last}') to '{tmp}'")
+            con.execute(f"copy (select * from read_parquet('{f}') where {expr} is distinct from date '{last}') to '{tmp}' (format parquet)")
             tmp.replace(f)
     con.close()
     return last, moved

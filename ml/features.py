@@ -54,20 +54,9 @@ def load_frame(con: Any, relation: str) -> pd.DataFrame:
     return df
 
 
-# Training rows: above this many labelled observation rows the model trains on a sample.
-MAX_TRAIN_ROWS_ENV = "CHURN_MAX_TRAIN_ROWS"
+# Training rows: above this many labelled observation rows the model trains on a sample
+# (the orchestration settings pass CHURN_MAX_TRAIN_ROWS; this is its default).
 DEFAULT_MAX_TRAIN_ROWS = 200_000
-
-
-def max_train_rows() -> int:
-    """The bound on training rows: ``CHURN_MAX_TRAIN_ROWS`` (default 200,000; 0 = no bound)."""
-    import os
-
-    text = os.environ.get(MAX_TRAIN_ROWS_ENV, "").strip()
-    value = int(text) if text else DEFAULT_MAX_TRAIN_ROWS
-    if value < 0:
-        raise ValueError(f"{MAX_TRAIN_ROWS_ENV} must be >= 0 (0 = no bound), got {value}")
-    return value
 
 
 def load_training_frame(con: Any, relation: str, *, max_rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -245,6 +245,41 @@ def latest_passing_model(models_dir: Path) -> Path | None:
     return None
 
 
+def reusable_model(
+    models_dir: Path, *, max_age_days: float, now: datetime, context: dict[str, Any], code_version: str,
+    columns: list[str],
+) -> tuple[Path | None, str]:
+    """The newest passing model a run may serve again instead of training, and why (or why not).
+
+    Reused only when it was trained less than ``max_age_days`` before ``now`` (0 = never reuse),
+    by the same code version, for the same ``context`` (source, churn definition, period grain,
+    label lead: every key given must match its stored context), and every feature it uses is
+    still a column of the observation table (``columns``).
+    """
+    if max_age_days <= 0:
+        return None, "retraining every run (CHURN_RETRAIN_DAYS=0)"
+    path = latest_passing_model(models_dir)
+    if path is None:
+        return None, "no model has passed the quality gate yet"
+    meta = read_metadata(path)
+    trained = datetime.fromisoformat(str(meta["trained_at"]).replace("Z", "+00:00"))
+    if trained.tzinfo is None:
+        trained = trained.replace(tzinfo=timezone.utc)
+    age_days = (now - trained).total_seconds() / 86400
+    if age_days >= max_age_days:
+        return None, f"{path.name} is {age_days:.1f} days old (CHURN_RETRAIN_DAYS={max_age_days:g})"
+    if meta.get("code_version") != code_version:
+        return None, f"{path.name} was trained by code {meta.get('code_version')}, this is {code_version}"
+    stored = meta.get("context") or {}
+    changed = sorted(k for k, v in context.items() if stored.get(k) != v)
+    if changed:
+        return None, f"{path.name} was trained with other {', '.join(changed)}"
+    missing = sorted(set(meta.get("features") or []) - set(columns))
+    if missing:
+        return None, f"{path.name} uses features no longer in the observation table: {', '.join(missing[:5])}"
+    return path, f"{path.name} passed the gate and is {age_days:.1f} days old (< CHURN_RETRAIN_DAYS={max_age_days:g})"
+
+
 # --- scoring history (the reference distribution for drift) --------------------------
 
 

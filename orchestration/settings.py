@@ -180,6 +180,10 @@ class Settings:
     # DuckDB (the loader, the checks, dbt): the memory it may use before spilling to disk. Bounded so a
     # 1M-customer run fits beside Python and XGBoost (DuckDB's own default is 80% of RAM).
     duckdb_memory_limit: str = "4GB"
+    # ml: serve the newest passing model again while it is younger than this many days (0 = train every run)
+    retrain_days: float = 7.0
+    # ml: above this many labelled observation rows, train on a seeded sample stratified by label x date (0 = all)
+    max_train_rows: int = 200_000
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -298,6 +302,8 @@ def load_settings() -> Settings:
         publish_postgres_schema=_postgres_schema("CHURN_PUBLISH_POSTGRES_SCHEMA"),
         full_refresh=(_env("CHURN_FULL_REFRESH", "") or "").strip().lower() in ("1", "true", "yes"),
         duckdb_memory_limit=_memory_limit("CHURN_DUCKDB_MEMORY_LIMIT", "4GB"),
+        retrain_days=_float("CHURN_RETRAIN_DAYS", 7.0, minimum=0.0),
+        max_train_rows=_int("CHURN_MAX_TRAIN_ROWS", 200_000, minimum=0),
     )
     return s
 

@@ -60,31 +60,46 @@ def _float(value) -> float:
 )
 def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = get_settings()
-    with warehouse.connect(read_only=True) as con:
-        # above CHURN_MAX_TRAIN_ROWS (200k) labelled rows: a seeded sample stratified by label x date
-        obs, sample = features.load_training_frame(con, "ml.ml_observations", max_rows=features.max_train_rows(),
-                                                   seed=settings.seed)
-        churn_definition = con.execute("select churn_definition from intermediate.int_run_parameters").fetchone()[0]
-    if obs.empty or obs["label"].nunique() < 2:
-        raise dg.Failure(
-            description=f"ml.ml_observations has {len(obs)} rows and labels {sorted(obs['label'].unique().tolist())}; "
-            "the model needs churned and retained customers — check the churn definition and the as-of date"
-        )
-    lead = int(obs["_label_lead_periods"].iloc[0]) if "_label_lead_periods" in obs.columns else 0
     import time
+    from datetime import datetime, timezone
 
-    started = time.perf_counter()
-    # one line per backtest cutoff in the run log and in `make run`'s terminal (orchestration/progress.py)
-    result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual",
-                               progress=lambda line: context.log.info(f"{PROGRESS_PREFIX}train   {line}"))
-    training_seconds = round(time.perf_counter() - started, 2)
-    pause_for_tests("training")  # the crash test kills the job here: trained, nothing saved yet
-    path = registry.save_model(
-        result, settings.models_dir, code_version=code_version(),
-        extra_metadata={"source": settings.source, "churn_definition": churn_definition,
-                        "period_grain": settings.period_grain, "label_lead_periods": lead,
-                        "training_sample": sample, "training_seconds": training_seconds},
-    )
+    with warehouse.connect(read_only=True) as con:
+        churn_definition = con.execute("select churn_definition from intermediate.int_run_parameters").fetchone()[0]
+        columns = [r[0] for r in con.execute("describe ml.ml_observations").fetchall()]
+        lead = (int(con.execute("select coalesce(min(_label_lead_periods), 0) from ml.ml_observations").fetchone()[0])
+                if "_label_lead_periods" in columns else 0)
+        trained_for = {"source": settings.source, "churn_definition": churn_definition,
+                       "period_grain": settings.period_grain, "label_lead_periods": lead}
+        # daily runs serve a recent passing model again; retraining happens every CHURN_RETRAIN_DAYS
+        reused, why = registry.reusable_model(
+            settings.models_dir, max_age_days=settings.retrain_days, now=datetime.now(timezone.utc),
+            context=trained_for, code_version=code_version(), columns=columns)
+        if reused is None:
+            # above CHURN_MAX_TRAIN_ROWS (200k) labelled rows: a seeded sample stratified by label x date
+            obs, sample = features.load_training_frame(con, "ml.ml_observations", max_rows=settings.max_train_rows,
+                                                       seed=settings.seed)
+    if reused is not None:
+        context.log.info(f"{PROGRESS_PREFIX}train   not retrained: {why}")
+        path, result = reused, registry.load_model(reused)
+        stored = registry.read_metadata(reused).get("context") or {}
+        sample, training_seconds = stored.get("training_sample") or {}, float(stored.get("training_seconds") or 0.0)
+    else:
+        context.log.info(f"{PROGRESS_PREFIX}train   training: {why}")
+        if obs.empty or obs["label"].nunique() < 2:
+            raise dg.Failure(
+                description=f"ml.ml_observations has {len(obs)} rows and labels {sorted(obs['label'].unique().tolist())}; "
+                "the model needs churned and retained customers — check the churn definition and the as-of date"
+            )
+        started = time.perf_counter()
+        # one line per backtest cutoff in the run log and in `make run`'s terminal (orchestration/progress.py)
+        result = train.train_model(obs, seed=settings.seed, contractual=churn_definition == "contractual",
+                                   progress=lambda line: context.log.info(f"{PROGRESS_PREFIX}train   {line}"))
+        training_seconds = round(time.perf_counter() - started, 2)
+        pause_for_tests("training")  # the crash test kills the job here: trained, nothing saved yet
+        path = registry.save_model(
+            result, settings.models_dir, code_version=code_version(),
+            extra_metadata={**trained_for, "training_sample": sample, "training_seconds": training_seconds},
+        )
     m = result.metrics
     test = result.test_predictions
     report = [f"**Evaluation:** {result.backtest['description']}.", "", tables.backtest_markdown(result), "",
@@ -111,9 +126,12 @@ def churn_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     best_base = max(result.baselines.items(), key=lambda kv: _float(kv[1].get("roc_auc")), default=(None, {}))
     return dg.MaterializeResult(
         metadata={
-            "training_rows_available": sample["rows_available"],
-            "training_rows_used": sample["rows_used"],
-            "training_sampled": bool(sample["sampled"]),
+            # False on runs that served a recent model again (model_reuse says which and why)
+            "trained_this_run": reused is None,
+            "model_reuse": why,
+            "training_rows_available": int(sample.get("rows_available") or 0),
+            "training_rows_used": int(sample.get("rows_used") or 0),
+            "training_sampled": bool(sample.get("sampled")),
             "training_seconds": training_seconds,
             "roc_auc": _float(m["roc_auc"]),
             "pr_auc": _float(m["pr_auc"]),

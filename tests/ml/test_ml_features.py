@@ -147,12 +147,14 @@ def test_training_sample_is_bounded_stratified_and_seeded():
 
 
 def test_max_train_rows_setting(monkeypatch):
-    from ml.features import DEFAULT_MAX_TRAIN_ROWS, max_train_rows
+    # read once, by the typed settings (ml/ reads no environment); the default is ml's
+    from ml.features import DEFAULT_MAX_TRAIN_ROWS
+    from orchestration.settings import SettingsError, load_settings
 
     monkeypatch.delenv("CHURN_MAX_TRAIN_ROWS", raising=False)
-    assert max_train_rows() == DEFAULT_MAX_TRAIN_ROWS == 200_000
+    assert load_settings().max_train_rows == DEFAULT_MAX_TRAIN_ROWS == 200_000
     monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "1000")
-    assert max_train_rows() == 1000
+    assert load_settings().max_train_rows == 1000
     monkeypatch.setenv("CHURN_MAX_TRAIN_ROWS", "-1")
-    with pytest.raises(ValueError):
-        max_train_rows()
+    with pytest.raises(SettingsError, match="CHURN_MAX_TRAIN_ROWS=-1 must be >= 0"):
+        load_settings()

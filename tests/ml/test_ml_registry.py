@@ -112,3 +112,41 @@ def test_scoring_snapshots_are_kept_in_order(tmp_path):
     assert read_snapshot_info(second)["psi"] == {"churn_probability": 0.4}
     # the history folder is not a model
     assert latest_model(models) is None
+
+
+def test_reusable_model_rules(trained, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from ml.registry import reusable_model
+
+    models = tmp_path / "models"
+    ctx = {"source": "cdnow", "churn_definition": "inactivity", "period_grain": "month", "label_lead_periods": 0}
+    cols = list(trained.features) + ["label", "customer_id"]
+    trained_at = datetime.fromisoformat(trained.trained_at.replace("Z", "+00:00"))
+    if trained_at.tzinfo is None:
+        trained_at = trained_at.replace(tzinfo=timezone.utc)
+    day3 = trained_at + timedelta(days=3)
+
+    def reuse(**kw):
+        args = {"max_age_days": 7, "now": day3, "context": ctx, "code_version": "abc", "columns": cols, **kw}
+        return reusable_model(models, **args)
+
+    assert reuse() == (None, "no model has passed the quality gate yet")
+    path = save_model(trained, models, code_version="abc", extra_metadata=ctx)
+    assert reuse()[0] is None  # saved, but no gate result yet
+    record_gate(path, {"passed": True})
+    found, why = reuse()
+    assert found == path and "is 3.0 days old (< CHURN_RETRAIN_DAYS=7)" in why
+    # each rule on its own turns reuse off
+    assert reuse(max_age_days=0) == (None, "retraining every run (CHURN_RETRAIN_DAYS=0)")
+    assert reuse(now=trained_at + timedelta(days=7))[1] == f"{path.name} is 7.0 days old (CHURN_RETRAIN_DAYS=7)"
+    assert reuse(code_version="def")[1] == f"{path.name} was trained by code abc, this is def"
+    assert reuse(context={**ctx, "period_grain": "week", "source": "telco"})[1] == \
+        f"{path.name} was trained with other period_grain, source"
+    dropped = trained.features[0]
+    assert reuse(columns=[c for c in cols if c != dropped])[1] == \
+        f"{path.name} uses features no longer in the observation table: {dropped}"
+    # a newer model that failed its gate is not served; the passing one still is
+    failing = save_model(trained, models, code_version="abc", extra_metadata=ctx)
+    record_gate(failing, {"passed": False})
+    assert reuse()[0] == path

@@ -78,7 +78,19 @@ def test_gate_blocks_a_bad_model_and_drift_warns(pipeline_env, monkeypatch):
 
     assert served() == {good.name}
 
-    # run 2: a model trained on shuffled labels fails the blocking gate; scoring does not run
+    # run 1b: the next run (CHURN_RETRAIN_DAYS=7 by default) serves that model again, untrained
+    calls = []
+    fit["fn"] = lambda *a, **kw: calls.append(1) or fit_model(*a, **kw)
+    r1b = dg.materialize(everything, instance=instance, resources=resources, raise_on_error=False)
+    assert r1b.success and calls == []
+    meta = instance.get_latest_materialization_event(dg.AssetKey(["churn_model"])).asset_materialization.metadata
+    assert meta["trained_this_run"].value is False and meta["model_version"].value == good.name
+    assert "passed the gate and is 0.0 days old" in meta["model_reuse"].value
+    assert _checks(r1b)["model_quality_gate"].passed and registry.list_models(settings.models_dir) == [good]
+
+    # run 2: training every run (CHURN_RETRAIN_DAYS=0), a model trained on shuffled labels fails the
+    # blocking gate; scoring does not run
+    pipeline_env(CHURN_SOURCE="synthetic", CHURN_RETRAIN_DAYS="0")
     fit["fn"] = _shuffled_fit
     r2 = dg.materialize(everything, instance=instance, resources=resources, raise_on_error=False)
     checks = _checks(r2)

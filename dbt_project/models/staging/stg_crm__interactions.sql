@@ -1,6 +1,8 @@
--- grain: one row per interaction_id.
-with ranked as (
-    select *, row_number() over (partition by interaction_id order by _source_file desc, _row_number desc) as _rn
+-- grain: one row per interaction_id. raw.interactions holds each key once: the loader resolves duplicates and
+-- versions, and a blocking check stops the run on conflicting keys before dbt, so no
+-- de-duplicating window over the whole event table is needed here.
+with keyed as (
+    select *
     from {{ source('crm', 'interactions') }}
     where interaction_id is not null and customer_id is not null and occurred_at is not null
 )
@@ -11,5 +13,4 @@ select
     cast(occurred_at as date) as occurred_on,
     lower(trim(channel)) as channel,
     lower(trim(interaction_type)) as interaction_type
-from ranked
-where _rn = 1
+from keyed

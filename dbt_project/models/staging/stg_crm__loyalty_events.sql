@@ -1,6 +1,8 @@
--- grain: one row per event_id.
-with ranked as (
-    select *, row_number() over (partition by event_id order by _source_file desc, _row_number desc) as _rn
+-- grain: one row per event_id. raw.loyalty_events holds each key once: the loader resolves duplicates and
+-- versions, and a blocking check stops the run on conflicting keys before dbt, so no
+-- de-duplicating window over the whole event table is needed here.
+with keyed as (
+    select *
     from {{ source('crm', 'loyalty_events') }}
     where event_id is not null and customer_id is not null and occurred_at is not null
 )
@@ -12,5 +14,4 @@ select
     lower(trim(event_type)) as event_type,
     coalesce(points, 0) as points,
     lower(trim(tier)) as tier
-from ranked
-where _rn = 1
+from keyed

@@ -1,6 +1,8 @@
--- grain: one row per order_id.
-with ranked as (
-    select *, row_number() over (partition by order_id order by _source_file desc, _row_number desc) as _rn
+-- grain: one row per order_id. raw.orders holds each key once: the loader resolves duplicates and
+-- versions, and a blocking check stops the run on conflicting keys before dbt, so no
+-- de-duplicating window over the whole event table is needed here.
+with keyed as (
+    select *
     from {{ source('crm', 'orders') }}
     where order_id is not null and customer_id is not null and order_date is not null
 )
@@ -10,5 +12,4 @@ select
     order_date,
     cast(amount as decimal(18, 2)) as amount,
     coalesce(lower(trim(status)), 'completed') as status
-from ranked
-where _rn = 1
+from keyed

@@ -1,6 +1,8 @@
--- grain: one row per ticket_id.
-with ranked as (
-    select *, row_number() over (partition by ticket_id order by _source_file desc, _row_number desc) as _rn
+-- grain: one row per ticket_id. raw.support_tickets holds each key once: the loader resolves duplicates and
+-- versions, and a blocking check stops the run on conflicting keys before dbt, so no
+-- de-duplicating window over the whole event table is needed here.
+with keyed as (
+    select *
     from {{ source('crm', 'support_tickets') }}
     where ticket_id is not null and customer_id is not null and opened_at is not null
 )
@@ -14,5 +16,4 @@ select
     lower(trim(priority)) as priority,
     lower(trim(category)) as category,
     satisfaction_score
-from ranked
-where _rn = 1
+from keyed
