@@ -255,6 +255,15 @@ def load_modes(dagster_home: Path) -> dict[str, str]:
     return out
 
 
+def code_version() -> str:
+    """The commit measured (with +dirty when the work tree has changes)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    return sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def ingest_rate(stage: str, rows: int, secs: float) -> str:
     return f"{rows / secs:,.0f} rows/s, " if stage == "ingest" and secs else ""
 
@@ -313,13 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": sampler.peak(),
         "floor_s": round(floor_s, 3), "floor_rows": floor_rows,
         "transform_to_floor": round(stages["transform (dbt)"] / floor_s, 1) if floor_s and stages["transform (dbt)"] else None,
-        "dbt": dbt, "training_sample": sample, "daily": daily,
+        "dbt": dbt, "training_sample": sample, "daily": daily, "code_version": code_version(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{date.today().isoformat()}-{args.size}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     md = [f"# Benchmark {args.size} customers ({result['date']})", "",
-          f"Machine: {result['machine']['cpus']} CPUs, {result['machine']['platform']}", "",
+          f"Machine: {result['machine']['cpus']} CPUs, {result['machine']['memory_gb']} GB, "
+          f"{result['machine']['platform']}; code {result['code_version']}", "",
           "| figure | value |", "|---|---|",
           f"| raw rows | {raw_rows:,} |", f"| generate | {gen_s:.1f} s |",
           f"| end to end (cold) | {total_s:.1f} s |",
@@ -349,10 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         if daily.get("dbt"):
             md.append(f"| daily dbt elapsed | {daily['dbt']['elapsed_s']:.1f} s ("
                       + ", ".join(f"{k} {v:.1f}" for k, v in list(daily["dbt"]["models_s"].items())[:4]) + ") |")
-    sizes = sorted((json.loads(p.read_text()) for p in args.out.glob("*.json")), key=lambda r: r["customers"])
-    ok = [r for r in sizes if r.get("pipeline_ok") and r["customers"] != n]
-    if ok and n != ok[-1]["customers"]:
-        other = ok[-1]
+    # growth: against the newest successful result of the nearest other size measured by the same code
+    # (a figure from older code says nothing about how this code scales)
+    same_code = [r for r in (json.loads(p.read_text()) for p in args.out.glob("*.json"))
+                 if r.get("pipeline_ok") and r.get("code_version") == result["code_version"] and r["customers"] != n]
+    if same_code:
+        nearest = min({r["customers"] for r in same_code}, key=lambda c: (abs(math.log(c / n)), c))
+        other = max((r for r in same_code if r["customers"] == nearest), key=lambda r: r["date"])
         k = math.log(total_s / other["end_to_end_s"]) / math.log(n / other["customers"])
         result["growth_exponent_vs"] = {"customers": other["customers"], "exponent": round(k, 2)}
         md.append(f"| time ~ customers^k, k vs {other['customers']:,} | {k:.2f} |")
