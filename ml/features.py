@@ -57,6 +57,8 @@ def load_frame(con: Any, relation: str) -> pd.DataFrame:
 # Training rows: above this many labelled observation rows the model trains on a sample
 # (the orchestration settings pass CHURN_MAX_TRAIN_ROWS; this is its default).
 DEFAULT_MAX_TRAIN_ROWS = 200_000
+# Present when dbt sampled the training points itself: the labelled points before the sample.
+PRESAMPLED_COLUMN = "_rows_available"
 
 
 def load_training_frame(con: Any, relation: str, *, max_rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -78,7 +80,19 @@ def load_training_frame(con: Any, relation: str, *, max_rows: int, seed: int) ->
         raise ValueError(f"refusing to read relation {relation!r}: not a plain SQL identifier")
     available = int(con.execute(f"select count(*) from {relation} where {LABEL_COLUMN} is not null").fetchall()[0][0])
     info: dict[str, Any] = {"rows_available": available, "max_rows": int(max_rows), "seed": int(seed)}
-    if max_rows <= 0 or available <= max_rows:
+    columns = [r[0] for r in con.execute(f"describe {relation}").fetchall()]
+    if PRESAMPLED_COLUMN in columns:
+        # dbt drew this same stratified sample before computing features (int_observation_points);
+        # its column says how many labelled points there were before it
+        df = con.sql(f"select * from {relation} where {LABEL_COLUMN} is not null").df()
+        before = con.execute(f"select max({PRESAMPLED_COLUMN}) from {relation}").fetchall()[0][0]
+        before = int(before) if before is not None else len(df)
+        info.update(rows_available=before, rows_used=int(len(df)), sampled=len(df) < before,
+                    fraction=round(min(1.0, max_rows / before), 6) if before and max_rows > 0 else 1.0,
+                    method=("stratified by label x observation date, equal fraction per stratum (rounded up), rows "
+                            "with the smallest md5(customer_id|observation_date|seed), drawn in dbt before features"
+                            if len(df) < before else "all labelled rows"))
+    elif max_rows <= 0 or available <= max_rows:
         df = con.sql(f"select * from {relation} where {LABEL_COLUMN} is not null").df()
         info.update(rows_used=int(len(df)), sampled=False, fraction=1.0, method="all labelled rows")
     else:

@@ -1,6 +1,9 @@
 """Score customers with a trained model and roll risk up by segment.
 
-Drivers come from XGBoost's exact TreeSHAP contributions (``pred_contribs=True``), in
+Drivers come from XGBoost's per-feature contributions (``pred_contribs=True``): exact
+TreeSHAP (``drivers="exact"``), or, for large scoring sets, the path attribution of Saabas
+(``drivers="approx"``, ``approx_contribs=True``: each split's change of the expected value is
+credited to its feature; about 50x faster, and like SHAP it sums to the margin), in
 the booster's log-odds units (before the monotone calibration map, which does not change
 their order).  A driver is a feature that *raises* this customer's churn risk relative to
 the model's baseline; only positive contributions are listed because "why is this customer
@@ -25,6 +28,8 @@ Per customer, on top of the probability:
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -121,7 +126,7 @@ def risk_tier(p: np.ndarray | pd.Series, *, high: float = 0.5, medium: float = 0
 
 def score(
     result: TrainResult, frame: pd.DataFrame, *, high: float = 0.5, medium: float = 0.2,
-    months_per_period: float = 1.0, reference_probability: float | None = None,
+    months_per_period: float = 1.0, reference_probability: float | None = None, drivers: str = "exact",
 ) -> pd.DataFrame:
     """Churn probability, risk tier, top drivers, action and value at risk per row of ``frame``.
 
@@ -131,7 +136,10 @@ def score(
     period probability into a monthly one for the CLV (1 for monthly periods).
     ``reference_probability`` is the churn probability of the "average customer" whose
     lifetime values clv_at_risk (default: the mean churn_probability of ``frame``).
+    ``drivers`` is ``exact`` (TreeSHAP) or ``approx`` (Saabas path attribution).
     """
+    if drivers not in ("exact", "approx"):
+        raise ValueError(f"drivers must be 'exact' or 'approx', got {drivers!r}")
     if not 0.0 <= medium <= high <= 1.0:
         raise ValueError(f"need 0 <= medium <= high <= 1, got medium={medium}, high={high}")
     for col in (ID_COLUMN, DATE_COLUMN, VALUE_COLUMN):
@@ -145,9 +153,13 @@ def score(
         contribs = np.empty((0, len(features)))
     else:
         dm = make_dmatrix(frame, result.feature_spec)
+        # prediction (unlike training on small data) gains from every core; per-row results do not
+        # depend on the thread count
+        result.booster.set_param({"nthread": os.cpu_count() or 1})
         prob = result.calibrator.apply(result.booster.predict(dm).astype("float64"))
         # Last column of pred_contribs is the bias term (baseline log-odds): not a feature.
-        contribs = result.booster.predict(dm, pred_contribs=True)[:, :-1].astype("float64")
+        contribs = result.booster.predict(dm, pred_contribs=True, approx_contribs=drivers == "approx")[:, :-1]
+        contribs = contribs.astype("float64")
 
     k = min(N_DRIVERS, len(features))
     order = np.argsort(-contribs, axis=1, kind="stable")[:, :k]

@@ -17,6 +17,9 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
         "period_grain": settings.period_grain,
         "as_of_date": settings.as_of_date.isoformat() if settings.as_of_date else None,
         "activity_sources": list(settings.activity_sources),
+        # training points above this many are sampled in dbt, before features are computed for them
+        "max_train_rows": settings.max_train_rows,
+        "seed": settings.seed,
     }
     if settings.segment_dimensions:
         out["segment_dimensions"] = list(settings.segment_dimensions)

@@ -16,7 +16,7 @@ def test_vars_carry_the_definition():
     s = Settings(churn_definition="inactivity", inactivity_days=45, period_grain="week", as_of_date=date(2024, 1, 31))
     assert dbt_vars(s) == {"churn_definition": "inactivity", "inactivity_days": 45, "grace_days": 7,
                            "period_grain": "week", "as_of_date": "2024-01-31",
-                           "activity_sources": ["orders"]}
+                           "activity_sources": ["orders"], "max_train_rows": 200_000, "seed": 42}
 
 
 def test_build_args_are_json_vars():

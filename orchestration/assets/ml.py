@@ -236,8 +236,9 @@ def customer_churn_scores(context: dg.AssetExecutionContext, warehouse: Warehous
     months = score.MONTHS_PER_PERIOD.get(settings.period_grain, 1.0)
     with warehouse.connect() as con:
         frame = features.load_frame(con, "ml.ml_scoring_set")
+        drivers = settings.drivers_for(len(frame))
         scored = score.score(result, frame, high=settings.high_risk_threshold, medium=settings.medium_risk_threshold,
-                             months_per_period=months)
+                             months_per_period=months, drivers=drivers)
         scored["model_version"] = chosen.name
         scored = scored[SCORE_COLUMNS]
         con.register("_scored", scored)
@@ -256,6 +257,8 @@ def customer_churn_scores(context: dg.AssetExecutionContext, warehouse: Warehous
         metadata={
             "dagster/row_count": len(scored),
             "model_version": chosen.name,
+            # exact = TreeSHAP, approx = Saabas path attribution (CHURN_DRIVER_METHOD)
+            "driver_method": drivers,
             "mean_churn_probability": float(scored["churn_probability"].mean()) if len(scored) else 0.0,
             "expected_churners": float(scored["churn_probability"].sum()),
             "expected_mrr_at_risk": float(scored["expected_mrr_at_risk"].sum()),

@@ -383,10 +383,13 @@ class _Rules:
 
 
 def _typed_sql(table: Table, names: list[str], types: dict[str, str], rules: _Rules,
-               source: str, version: manifest.FileVersion) -> tuple[str, list[str]]:
+               source: str, version: manifest.FileVersion, check_customers: bool = False) -> tuple[str, list[str]]:
     """SELECT over ``<source> src`` giving contract types, lineage and the list of reasons per row.
 
     The file's lineage values are literals, so the SELECTs of several files can be one UNION.
+    ``check_customers``: child rows must belong to a customer in raw.customers. ``_raw`` (the
+    row as delivered, as JSON) is built only for rows with a reason: only the quarantine reads
+    it, and building it for every row of a large event table is costly.
     """
     exprs, reasons = [], []
     typed: dict[str, str] = {}
@@ -417,12 +420,22 @@ def _typed_sql(table: Table, names: list[str], types: dict[str, str], rules: _Ru
             extra = " (end_date is exclusive: the first day without service)" if later == "end_date" else ""
             reasons.append(f"case when {typed[later]} {op} {typed[earlier]} then '{later}: ' || cast({typed[later]} as varchar) || "
                            f"' is {what} {earlier} ' || cast({typed[earlier]} as varchar) || '{extra}' end")
+    if check_customers and "customer_id" in names:
+        # orders, subscriptions ... must belong to a customer this load knows (the last reason)
+        cid = typed["customer_id"]
+        reasons.append(
+            f"case when {cid} is not null and {cid} not in (select customer_id from raw.customers "
+            f"where customer_id is not null) then 'customer_id: ''' || left({cid}, 40) || case when {cid} in "
+            "(select json_extract_string(raw_record, '$.customer_id') from raw.quarantine where table_name = 'customers') "
+            "then ''' was quarantined in customers' else ''' is not in customers' end end")
     raw_struct = "struct_pack(" + ", ".join(f"{_q(n)} := src.{_q(n)}" for n in names) + ")"
+    reason_list = f"list_filter(cast([{', '.join(reasons) or 'null'}] as varchar[]), lambda r: r is not null)"
     sql = (
-        f"select {', '.join(exprs)}, {_lit(version.path)} as _source_file, src._row_number, "
+        "select * exclude (_raw_struct), case when len(_reasons) > 0 then cast(to_json(_raw_struct) as varchar) end "
+        f"as _raw from (select {', '.join(exprs)}, {_lit(version.path)} as _source_file, src._row_number, "
         f"timestamp {_lit(version.first_seen_at.isoformat(sep=' '))} as _loaded_at, "
-        f"cast({int(version.load_seq)} as bigint) as _load_seq, list_filter(cast([{', '.join(reasons) or 'null'}] as varchar[]), lambda r: r is not null) as _reasons, "
-        f"cast(to_json({raw_struct}) as varchar) as _raw from {source} src"
+        f"cast({int(version.load_seq)} as bigint) as _load_seq, {reason_list} as _reasons, "
+        f"{raw_struct} as _raw_struct from {source} src)"
     )
     return sql, extras
 
@@ -511,10 +524,7 @@ def load_table(
     # read every file first: a file that cannot be read stops the load before anything is written
     read: dict[str, tuple[str, list[str], dict[str, str]]] = {}
     try:
-        for i, d in enumerate(digests):
-            target = f"_file_{i}"
-            names, types = _read_file(con, d.path, table, d, target)
-            read[str(d.path)] = (target, names, types)
+        _read_files(con, table, digests, read)
         con.execute("begin transaction")
         try:
             result = _load(con, table, files, digests, read, run_ts, rules)
@@ -530,6 +540,16 @@ def load_table(
         for target, _, _ in read.values():
             con.execute(f"drop table if exists {target}")
     return result
+
+
+def _read_files(con: duckdb.DuckDBPyConnection, table: Table, digests: list[manifest.FileDigest],
+                read: dict[str, tuple[str, list[str], dict[str, str]]]) -> None:
+    """Read each file into temp table _file_<i>, recording (table, columns, types) by path in ``read``
+    as it goes, so the caller's cleanup drops what was read even when a later file fails."""
+    for i, d in enumerate(digests):
+        target = f"_file_{i}"
+        names, types = _read_file(con, d.path, table, d, target)
+        read[str(d.path)] = (target, names, types)
 
 
 class _Fallback(Exception):
@@ -585,10 +605,7 @@ def _try_append(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path],
     name = table.name
     read: dict[str, tuple[str, list[str], dict[str, str]]] = {}
     try:
-        for i, d in enumerate(new_digests):
-            target = f"_file_{i}"
-            names, types = _read_file(con, d.path, table, d, target)
-            read[str(d.path)] = (target, names, types)
+        _read_files(con, table, new_digests, read)
         con.execute("begin transaction")
         try:
             reg = manifest.register(con, name, digests, run_ts)
@@ -606,7 +623,6 @@ def _try_append(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path],
                     "where table_name = '_incoming' and table_schema <> 'raw'").fetchall())
                 if any(existing.get(c) != incoming.get(c) for c in all_extras):
                     raise _Fallback("new or retyped extra columns")  # a full load would widen every row
-                _check_customers(con, table)
                 pk = _q(table.primary_key)
                 if con.execute(
                         f"select count(*) from _incoming where len(_reasons) = 0 and {pk} in "
@@ -665,28 +681,16 @@ def _incoming(con: duckdb.DuckDBPyConnection, table: Table, versions: list[manif
               read: dict[str, tuple[str, list[str], dict[str, str]]], rules: _Rules) -> list[str]:
     """Type the given file versions into temp table ``_incoming``; returns the extra columns in order."""
     parts, all_extras = [], []
+    check_customers = table.references_customer and _table_exists(con, "customers")
     for version in versions:
         source, names, types = read[version.path]
-        sql, extras = _typed_sql(table, names, types, rules, source, version)
+        sql, extras = _typed_sql(table, names, types, rules, source, version, check_customers)
         parts.append(f"({sql})")
         all_extras.extend(e for e in extras if e not in all_extras)
     con.execute("drop table if exists _incoming")
     # one statement over every file: the typed rows are written once, not once per file and again as the union
     con.execute("create temp table _incoming as " + " union all by name ".join(parts))
     return all_extras
-
-
-def _check_customers(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    # orders, subscriptions ... must belong to a customer this load knows
-    if table.references_customer and _table_exists(con, "customers"):
-        con.execute(
-            "update _incoming set _reasons = list_append(_reasons, 'customer_id: ''' || left(customer_id, 40) || "
-            "case when customer_id in (select json_extract_string(raw_record, '$.customer_id') from raw.quarantine "
-            "  where table_name = 'customers') then ''' was quarantined in customers' "
-            "else ''' is not in customers' end) "
-            "where customer_id is not null and customer_id not in (select customer_id from raw.customers "
-            "  where customer_id is not null)"
-        )
 
 
 def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -697,7 +701,8 @@ def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _quarantine_and_rank(con: duckdb.DuckDBPyConnection, table: Table, all_extras: list[str]) -> None:
-    """Quarantine the bad rows of ``_incoming``, rank the good ones into ``_ranked`` and list the dropped ones."""
+    """Quarantine the bad rows of ``_incoming``, rank the good ones into ``_ranked``, list the dropped
+    ones, and define the view ``_kept``: the rows the table keeps."""
     name = table.name
     con.execute(
         "insert into raw.quarantine select ?, _source_file, _row_number, array_to_string(_reasons, '; '), _raw, _loaded_at "
@@ -787,7 +792,6 @@ def _load(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], diges
         return LoadResult(name, [], 0, 0, present=False, status="absent", removed_files=reg.removed, load_mode="full")
 
     all_extras = _incoming(con, table, reg.files, read, rules)
-    _check_customers(con, table)
     _quarantine_and_rank(con, table, all_extras)
     contract_cols = ", ".join(_q(c) for c in table.column_names)
     extra_cols = "".join(f", {_q(c)}" for c in all_extras)

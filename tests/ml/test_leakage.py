@@ -53,6 +53,7 @@ ROW_DATE = {  # the column that dates each raw row
     "loyalty_events": "occurred_at",
 }
 KEY = ["customer_id", "observation_date"]
+SAMPLE_ROWS = 200
 REFERENCE_SQL = Path(__file__).resolve().parent / "data" / "ml_customer_features_reference.sql"
 
 
@@ -135,6 +136,9 @@ def runs(tmp_path_factory):
                 _dbt(s, ["int_observation_points+"], extra_vars={"label_lead_periods": 1})
                 out["late_lead1"] = _frame(
                     s, "select customer_id, observation_date, label, _label_lead_periods from ml.ml_observations")
+                # and with the training points sampled in dbt (CHURN_MAX_TRAIN_ROWS=200, seed 42)
+                _dbt(s, ["int_observation_points+"], extra_vars={"max_train_rows": SAMPLE_ROWS, "seed": 42})
+                out["late_sampled"] = _frame(s, "select * from ml.ml_customer_features")
     finally:
         for k in [k for k in os.environ if k.startswith("CHURN_")]:
             del os.environ[k]
@@ -152,7 +156,8 @@ def test_features_unchanged_by_later_rows(runs):
     early, late = runs["early"], runs["late"]
     assert early["observation_date"].max() == CUTOFF  # the early run scores at c
     assert late["observation_date"].max() > CUTOFF  # the late run has periods after c
-    feature_cols = [c for c in early.columns if c not in ("label", *KEY)]
+    # underscore columns are bookkeeping (e.g. _rows_available, the labelled points before sampling)
+    feature_cols = [c for c in early.columns if c not in ("label", *KEY) and not c.startswith("_")]
     assert len(feature_cols) > 25  # every feature family: orders, interactions, tickets, loyalty, subscriptions
 
     # before c: the same observations, with the same features
@@ -206,3 +211,36 @@ def test_features_equal_the_reference_formulation(runs, name):
     got, ref = runs[name], runs[f"{name}_reference"]
     assert len(ref) > 300 and len(ref.columns) > 35 and set(ref.columns) <= set(got.columns)
     pd.testing.assert_frame_equal(got[list(ref.columns)], ref, check_exact=False, rtol=1e-12)
+
+
+def test_training_points_sampled_in_dbt_follow_the_documented_rule(runs):
+    # independent construction of the sample: strata label x observation date, each keeps
+    # ceil(n_stratum * 200 / n_labelled) points with the smallest md5("customer|date|seed")
+    import hashlib
+    import math
+
+    full = runs["late"]
+    labelled = full.dropna(subset=["label"])
+    n = len(labelled)
+    assert n > 3 * SAMPLE_ROWS  # the sample really drops rows
+    keep = []
+    for _, stratum in labelled.groupby(["label", "observation_date"]):
+        ranked = sorted(stratum["customer_id"], key=lambda c, d=stratum["observation_date"].iloc[0]: (
+            hashlib.md5(f"{c}|{d.isoformat()}|42".encode()).hexdigest(), c))
+        keep += [(c, stratum["observation_date"].iloc[0]) for c in ranked[:math.ceil(len(stratum) * SAMPLE_ROWS / n)]]
+    expected = pd.DataFrame(keep, columns=KEY).sort_values(KEY).reset_index(drop=True)
+
+    sampled = runs["late_sampled"]
+    got = sampled.dropna(subset=["label"])
+    pd.testing.assert_frame_equal(got[KEY].reset_index(drop=True), expected)
+    assert SAMPLE_ROWS <= len(got) <= SAMPLE_ROWS + labelled.groupby(["label", "observation_date"]).ngroups
+    assert (got["_rows_available"] == n).all() and sampled.loc[sampled["label"].isna(), "_rows_available"].isna().all()
+    # each stratum keeps its share rounded up (so a date's churn rate moves only by that rounding)
+    sizes = lambda df: df.groupby(["label", "observation_date"]).size()  # noqa: E731
+    assert (sizes(got) == (sizes(labelled) * SAMPLE_ROWS / n).apply(math.ceil)).all()
+    # the scoring points are all kept, and the sampled points have the features of the full run
+    pd.testing.assert_frame_equal(sampled[sampled["label"].isna()][KEY].reset_index(drop=True),
+                                  full[full["label"].isna()][KEY].reset_index(drop=True))
+    cols = [c for c in full.columns if not c.startswith("_")]
+    pd.testing.assert_frame_equal(got[cols].reset_index(drop=True),
+                                  full.merge(expected, on=KEY)[cols].reset_index(drop=True), check_dtype=False)

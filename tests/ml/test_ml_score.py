@@ -72,6 +72,36 @@ def test_drivers_are_real_features_and_match_contributions(trained, scoring_fram
     assert scored["driver_1"].tolist() == expected
 
 
+def test_approx_drivers_follow_saabas_contributions(trained, scoring_frame, scored):
+    # drivers="approx": the same probabilities; drivers ranked by the Saabas contributions
+    # (computed here directly), which sum, with the bias, to the margin as SHAP values do
+    import xgboost as xgb
+    from ml.features import to_matrix
+
+    approx = score(trained, scoring_frame, drivers="approx")
+    np.testing.assert_array_equal(approx["churn_probability"].to_numpy(), scored["churn_probability"].to_numpy())
+    dm = xgb.DMatrix(to_matrix(scoring_frame, trained.feature_spec), enable_categorical=True)
+    full = trained.booster.predict(dm, pred_contribs=True, approx_contribs=True)
+    np.testing.assert_allclose(full.sum(axis=1), trained.booster.predict(dm, output_margin=True), rtol=1e-4, atol=1e-4)
+    contrib = full[:, :-1]
+    best = contrib.argmax(axis=1)
+    expected = [trained.features[j] if contrib[r, j] > 0 else None for r, j in enumerate(best)]
+    assert approx["driver_1"].tolist() == expected
+    # a different attribution, but mostly the same top driver as exact SHAP on this model
+    assert (approx["driver_1"] == scored["driver_1"]).mean() > 0.7
+    with pytest.raises(ValueError, match="drivers must be 'exact' or 'approx'"):
+        score(trained, scoring_frame, drivers="shap")
+
+
+def test_driver_method_setting():
+    from orchestration.settings import EXACT_DRIVERS_MAX_ROWS, Settings
+
+    assert Settings().drivers_for(EXACT_DRIVERS_MAX_ROWS) == "exact"
+    assert Settings().drivers_for(EXACT_DRIVERS_MAX_ROWS + 1) == "approx"
+    assert Settings(driver_method="exact").drivers_for(10**7) == "exact"
+    assert Settings(driver_method="approx").drivers_for(5) == "approx"
+
+
 def test_top_driver_is_the_feature_that_drives_the_label(trained, scoring_frame):
     # Customers with a very long login gap: the label-driving feature must dominate.
     risky = scoring_frame.nlargest(20, DRIVER)

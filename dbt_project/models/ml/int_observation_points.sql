@@ -9,17 +9,26 @@
 --   The target period must be complete, so the last L periods get no labelled points.
 -- Scoring points: every customer active after the as-of date, observed at as_of + 1 day,
 -- label null. Features only use data dated strictly before observation_date.
+-- Sampling (for scale): above var('max_train_rows') labelled points (CHURN_MAX_TRAIN_ROWS), the
+-- training points are a seeded sample, stratified by label x observation date: every stratum
+-- keeps the same fraction f = max_train_rows / available, rounded up, taking the points with the
+-- smallest hash(customer_id, observation_date, seed). Drawn here, so features are computed only
+-- for the points the model trains on (equal fractions keep every date's churn rate: no
+-- re-weighting). rows_available = the labelled points before sampling (null on scoring points).
 {%- set lead = var('label_lead_periods', 0) %}
 {%- if lead is none or (lead | string) | trim == '' or not ((lead | string) | trim).isdigit() %}
 {{ exceptions.raise_compiler_error("label_lead_periods must be a whole number >= 0, got " ~ lead) }}
 {%- endif %}
 {%- set lead = lead | int %}
-{% if lead == 0 -%}
+{%- set max_rows = var('max_train_rows', 0) | int %}
+with {% if lead == 0 -%}
+labelled as (
 select customer_id, period_start as observation_date, is_churned as label
 from {{ ref('fct_customer_period') }}
 where active_at_start = 1
+),
 {%- else -%}
-with periods as (
+periods as (
     select period_start, row_number() over (order by period_start) as period_index
     from {{ ref('int_periods') }}
 ),
@@ -28,17 +37,40 @@ customer_periods as (
     select f.customer_id, f.period_start, f.active_at_start, f.is_churned, p.period_index
     from {{ ref('fct_customer_period') }} f
     join periods p on p.period_start = f.period_start
-)
+),
 
+labelled as (
 select o.customer_id, o.period_start as observation_date, t.is_churned as label
 from customer_periods o
 join customer_periods t
   on t.customer_id = o.customer_id
  and t.period_index = o.period_index + {{ lead }}
 where o.active_at_start = 1 and t.active_at_start = 1
+),
+{%- endif %}
+
+counted as (
+    select customer_id, observation_date, label,
+        count(*) over () as rows_available
+        {%- if max_rows > 0 %},
+        count(*) over (partition by label, observation_date) as stratum_rows,
+        row_number() over (
+            partition by label, observation_date
+            order by {{ dbt.hash(dbt.concat(['customer_id', "'|'", 'cast(observation_date as ' ~ dbt.type_string() ~ ')', "'|" ~ (var('seed', 42) | int) ~ "'"])) }}, customer_id
+        ) as stratum_rank
+        {%- endif %}
+    from labelled
+)
+
+select customer_id, observation_date, label, rows_available
+from counted
+{%- if max_rows > 0 %}
+where rows_available <= {{ max_rows }}
+   or stratum_rank <= ceil(stratum_rows * {{ max_rows }} / cast(rows_available as {{ type_double() }}))
 {%- endif %}
 union all
-select s.customer_id, p.known_through as observation_date, cast(null as {{ dbt.type_int() }}) as label
+select s.customer_id, p.known_through as observation_date, cast(null as {{ dbt.type_int() }}) as label,
+    cast(null as {{ dbt.type_bigint() }}) as rows_available
 from {{ ref('int_customer_spans') }} s
 cross join {{ ref('int_run_parameters') }} p
 where s.span_end is null and s.span_start < p.known_through

@@ -160,6 +160,8 @@ select
     o.customer_id,
     o.observation_date,
     o.label,
+    -- labelled points before int_observation_points sampled them (the underscore keeps it out of the features)
+    o.rows_available as _rows_available,
     {{ days_between('sp.first_active_date', 'o.observation_date') }} as tenure_days,
     {{ tenure_band(days_between('sp.first_active_date', 'o.observation_date')) }} as tenure_band,
     coalesce(sp.spans_started, 0) - 1 as reactivations,
