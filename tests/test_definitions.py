@@ -48,6 +48,9 @@ def test_every_asset_has_a_group_kind_and_description():
         assert node.owners, k
         assert (node.description or "").strip(), k
     assert set(groups) == {"ingest", "staging", "marts", "ml", "publish"}
+    kinds = {kind for k in g.get_all_asset_keys() for kind in g.get(k).kinds}
+    assert {"duckdb", "dbt", "xgboost", "great_expectations", "parquet"} <= kinds
+    assert g.get(dg.AssetKey(["raw", "orders"])).kinds == {"duckdb", "great_expectations"}
     assert "published/fct_churn_period" in groups["publish"] and "raw/orders" in groups["ingest"]
 
 

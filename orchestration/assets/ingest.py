@@ -59,7 +59,8 @@ def build_raw_asset(table_name: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", table_name],
         group_name="ingest",
-        kinds={"duckdb"},
+        # a DuckDB table, validated by a blocking Great Expectations suite (orchestration/checks/gx_checks.py)
+        kinds={"duckdb", "great_expectations"},
         owners=OWNERS,
         deps=deps,
         retry_policy=INGEST_RETRY,
