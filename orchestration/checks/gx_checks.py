@@ -65,7 +65,7 @@ def _literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def suspect_condition(suite, relation: str) -> str | None:
+def suspect_condition(suite, relation: str, batch: str | None = None) -> str | None:
     """A SQL condition true for every row that could fail an expectation of ``suite``
     (a superset is fine: extra clean rows do not change a result), or None when the suite
     has an expectation that is not a per-row or uniqueness test."""
@@ -81,7 +81,8 @@ def suspect_condition(suite, relation: str) -> str | None:
             parts.append(f"{_quote_ident(kw['column'])} is null")
         elif kind == "expect_column_values_to_be_unique":
             c = _quote_ident(kw["column"])
-            parts.append(f"{c} in (select {c} from {relation} where {c} is not null group by {c} having count(*) > 1)")
+            within = f" and ({batch})" if batch else ""
+            parts.append(f"{c} in (select {c} from {relation} where {c} is not null{within} group by {c} having count(*) > 1)")
         elif kind == "expect_column_values_to_be_between":
             c = _quote_ident(kw["column"])
             out = []
@@ -107,26 +108,54 @@ def suspect_condition(suite, relation: str) -> str | None:
     return " or ".join(f"({p})" for p in parts) if parts else "false"
 
 
-def raw_frame(con, table_name: str, suite, *, full_frame_limit: int | None = None):
-    """The frame GX validates for raw.<table_name> (see the module docstring) and a summary dict."""
+def batch_filter(con, table_name: str) -> tuple[str | None, str]:
+    """The rows of raw.<table_name> not yet validated and consumed: (SQL condition or None = all, what).
+
+    After an append (only new files read, no key of the new rows already loaded: see the loader)
+    the rows loaded since dbt last built from raw (the watermark in meta.incremental_state) are the
+    batch; a failed check stops dbt, so a rejected batch stays in the next run's batch. After a full
+    rebuild, or without that state, the whole table is validated.
+    """
+    try:
+        row = con.execute(
+            "select s.mode, s.full_built_at, (select watermark from meta.incremental_state "
+            "where model = 'fct_customer_period') from raw.landing_state s where s.table_name = ?",
+            [table_name]).fetchone()
+    except Exception:  # noqa: BLE001 - no state tables yet (first run): validate everything
+        return None, "whole table"
+    if row is None:
+        return None, "whole table"
+    mode, full_built_at, watermark = row
+    if mode not in ("append", "unchanged") or watermark is None or full_built_at is None or full_built_at > watermark:
+        return None, "whole table"
+    return f"_loaded_at > timestamp '{watermark.isoformat(sep=' ')}'", f"rows loaded after {watermark.isoformat(sep=' ')}"
+
+
+def raw_frame(con, table_name: str, suite, *, full_frame_limit: int | None = None, batch: str | None = None):
+    """The frame GX validates for raw.<table_name> (see the module docstring) and a summary dict.
+
+    ``batch``: a SQL condition selecting the incoming batch (see :func:`batch_filter`); None = all rows.
+    """
     relation = f"raw.{_quote_ident(table_name)}"
+    where = f"where ({batch})" if batch else ""
+    also = f"({batch}) and " if batch else ""
     limit = full_frame_rows() if full_frame_limit is None else full_frame_limit
-    total = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
-    condition = suspect_condition(suite, relation) if total > limit else None
+    total = con.execute(f"select count(*) from {relation} {where}").fetchall()[0][0]
+    condition = suspect_condition(suite, relation, batch) if total > limit else None
     if condition is None:
         # drop the lineage columns: they are ours, not the batch's
-        df = con.sql(f"select * exclude ({LINEAGE}) from {relation}").df()
+        df = con.sql(f"select * exclude ({LINEAGE}) from {relation} {where}").df()
         return df, {"table_rows": int(total), "rows_validated": int(len(df)), "frame": "whole table"}
     # the rows that could fail, and the first rows of the table; in table order, so GX's
     # sample values are the first offending ones, as on the whole table
     suspects = con.sql(
-        f"select rowid as _rowid, * exclude ({LINEAGE}) from {relation} where {condition} "
+        f"select rowid as _rowid, * exclude ({LINEAGE}) from {relation} where {also}({condition}) "
         f"order by rowid limit {SUSPECT_ROW_LIMIT + 1}"
     ).df()
     truncated = len(suspects) > SUSPECT_ROW_LIMIT
     suspects = suspects.iloc[:SUSPECT_ROW_LIMIT]
     sample = con.sql(
-        f"select rowid as _rowid, * exclude ({LINEAGE}) from {relation} order by rowid limit {SAMPLE_ROWS}"
+        f"select rowid as _rowid, * exclude ({LINEAGE}) from {relation} {where} order by rowid limit {SAMPLE_ROWS}"
     ).df()
     import pandas as pd
 
@@ -147,10 +176,13 @@ def build_raw_check(table_name: str) -> dg.AssetChecksDefinition:
         settings = get_settings()
         suite = raw_table_suite(TABLES[table_name])
         with warehouse.connect(read_only=True) as con:
-            df, info = raw_frame(con, table_name, suite)
+            batch, batch_text = batch_filter(con, table_name)
+            df, info = raw_frame(con, table_name, suite, batch=batch)
         summary = validate_frame(df, suite, docs_dir=settings.gx_docs_dir, batch_name=f"raw_{table_name}")
         result = _result(summary, f"raw.{table_name}")
-        extra = {"table_rows": info["table_rows"], "rows_validated": info["rows_validated"], "frame": info["frame"]}
+        # table_rows: the rows of the batch validated (the whole table after a full load)
+        extra = {"table_rows": info["table_rows"], "rows_validated": info["rows_validated"], "frame": info["frame"],
+                 "batch": batch_text}
         description = result.description
         if info.get("truncated") and not summary.success:
             description += f" (counts from the first {SUSPECT_ROW_LIMIT:,} suspect rows: lower bounds)"
