@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 from pipeline_helpers import dbt_build, load_landing, query
-from reference_churn import Order, Sub, reference
+from reference_churn import Order, Sub, reference, trunc
 
 START = date(2023, 1, 1)
 AS_OF = date(2023, 12, 31)
@@ -93,6 +93,32 @@ def test_dbt_matches_reference(pipeline_env, tmp_path, seed, definition, grain, 
     got_flags = {(r[0], r[1]): dict(zip(FLAG_COLS, r[2:])) for r in
                  query(s, f"select customer_id, period_start, {', '.join(FLAG_COLS)} from marts.fct_customer_period")}
     assert got_flags == want_flags
+
+    # engagement tier and recency of every customer-period, counted directly from the events
+    # (completed orders and subscription starts are the touch-points these histories have); the
+    # engagement window is the 3 months / 13 weeks / 1 quarter before the period (README)
+    window = {"month": 3, "week": 13, "quarter": 1}[grain]
+    events: dict[str, list[date]] = {}
+    for o in orders:
+        if o.status == "completed":
+            events.setdefault(o.customer_id, []).append(o.day)
+    for sub in subs:
+        events.setdefault(sub.customer_id, []).append(sub.start)
+    rows = query(s, "select customer_id, period_start, period_end, engagement_tier, days_since_last_activity "
+                    "from marts.fct_customer_period")
+    tiers = set()
+    for cid, start, end, tier, since in rows:
+        days = events.get(cid, [])
+        window_start = start
+        for _ in range(window):
+            window_start = trunc(window_start - timedelta(days=1), grain)
+        touches = sum(1 for d in days if window_start <= d < start)
+        want_tier = "none" if touches == 0 else "low" if touches <= 2 else "medium" if touches <= 9 else "high"
+        before = [d for d in days if d <= end]
+        want_since = (end + timedelta(days=1) - max(before)).days if before else None
+        assert (tier, since) == (want_tier, want_since), (cid, start, tier, since, want_tier, want_since)
+        tiers.add(tier)
+    assert {"none", "low"} <= tiers  # both sides of the first threshold occur
     # the random histories really exercise the cases that matter
     total = {k: sum(f[k] for f in want_facts.values()) for k in FACT_COLS if k != "churn_rate"}
     assert total["customers_churned"] > 20 and total["customers_reactivated"] > 3

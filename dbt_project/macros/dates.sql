@@ -32,6 +32,38 @@
     {%- if grain == 'week' -%}interval '7 days'{%- elif grain == 'month' -%}interval '1 month'{%- else -%}interval '3 months'{%- endif -%}
 {%- endmacro %}
 
+{#- A period start shifted by n whole periods (n a number). -#}
+{% macro add_periods(date_expr, n) -%}
+    {%- set grain = var('period_grain') -%}
+    {%- if grain == 'week' -%}
+        cast({{ dbt.dateadd('day', 7 * n, date_expr) }} as date)
+    {%- elif grain == 'month' -%}
+        cast({{ dbt.dateadd('month', n, date_expr) }} as date)
+    {%- else -%}
+        cast({{ dbt.dateadd('month', 3 * n, date_expr) }} as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Consecutive integers for consecutive period starts (for window frames over periods).
+    Weeks count from Monday 2000-01-03; the differences are exact multiples. -#}
+{% macro period_number(date_expr) -%}
+    {%- set grain = var('period_grain') -%}
+    {%- if grain == 'week' -%}
+        cast({{ dbt.datediff("cast('2000-01-03' as date)", date_expr, 'day') }} / 7 as {{ dbt.type_int() }})
+    {%- elif grain == 'month' -%}
+        cast({{ dbt.datediff("cast('2000-01-01' as date)", date_expr, 'month') }} as {{ dbt.type_int() }})
+    {%- else -%}
+        cast({{ dbt.datediff("cast('2000-01-01' as date)", date_expr, 'month') }} / 3 as {{ dbt.type_int() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The engagement window of the period facts in whole periods: the last ~90 days
+    (3 months, 13 weeks = 91 days, or 1 quarter). -#}
+{% macro engagement_window_periods() -%}
+    {%- set grain = var('period_grain') -%}
+    {{ return(13 if grain == 'week' else 3 if grain == 'month' else 1) }}
+{%- endmacro %}
+
 {#- One row per period start between two DATE expressions (inclusive). -#}
 {% macro period_spine(start_expr, end_expr) -%}
     {{ return(adapter.dispatch('period_spine')(start_expr, end_expr)) }}

@@ -2,8 +2,8 @@
 
     meta.incremental_state holds, per incremental model, what its last successful build saw:
     the load watermark (latest raw _loaded_at / full rebuild time), the as-of date and the
-    parameters. int_incremental_boundary compares that with the raw data now and gives the
-    earliest day the new data can change; incremental models recompute every period whose end
+    parameters. int_incremental_boundary compares that with the raw data now and gives, per model,
+    the earliest day the new data can change; incremental models recompute every period whose end
     is on or after that day (see the README, "Daily (incremental) runs"). -#}
 
 {% macro create_incremental_state() %}
@@ -44,7 +44,7 @@
             {%- if missing | length == 0 -%}
                 {%- do statements.append("create or replace temp table _incremental_state as select '" ~ res.node.name
                     ~ "' as model, watermark, as_of_date, params, boundary, current_timestamp as built_at "
-                    ~ "from intermediate.int_incremental_boundary") -%}
+                    ~ "from intermediate.int_incremental_boundary where model = '" ~ res.node.name ~ "'") -%}
                 {%- do statements.append("delete from meta.incremental_state where model = '" ~ res.node.name ~ "'") -%}
                 {%- do statements.append("insert into meta.incremental_state select * from _incremental_state") -%}
                 {%- do statements.append("drop table _incremental_state") -%}
@@ -60,9 +60,9 @@
     select 1
 {% endmacro %}
 
-{#- The first day an incremental build recomputes: periods with period_end >= this day (null = all). -#}
+{#- The first day the incremental build of the current model recomputes (null = all). -#}
 {% macro incremental_boundary() -%}
-    (select boundary from {{ ref('int_incremental_boundary') }})
+    (select boundary from {{ ref('int_incremental_boundary') }} where model = '{{ model.name }}')
 {%- endmacro %}
 
 {#- SQL condition on a period's exclusive end, true for the periods an incremental build recomputes. -#}
@@ -72,4 +72,28 @@
     {%- else -%}
     true
     {%- endif -%}
+{%- endmacro %}
+
+{#- SQL condition on an event day, true for the days an incremental build recomputes. -#}
+{% macro on_or_after_boundary(date_expr) -%}
+    {%- if is_incremental() -%}
+    ({{ date_expr }} >= coalesce({{ incremental_boundary() }}, cast('1900-01-01' as date)))
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The incremental models of the project (their states decide the boundary), from the graph. -#}
+{% macro incremental_model_names() -%}
+    {%- set names = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() -%}
+            {%- if node.resource_type == 'model' and node.config.materialized == 'incremental' -%}
+                {%- do names.append(node.name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {%- do names.append('fct_customer_period') -%}
+    {%- endif -%}
+    {{ return(names | sort) }}
 {%- endmacro %}

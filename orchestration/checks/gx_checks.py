@@ -118,8 +118,8 @@ def batch_filter(con, table_name: str) -> tuple[str | None, str]:
     """
     try:
         row = con.execute(
-            "select s.mode, s.full_built_at, (select watermark from meta.incremental_state "
-            "where model = 'fct_customer_period') from raw.landing_state s where s.table_name = ?",
+            "select s.mode, s.full_built_at, (select min(watermark) from meta.incremental_state) "
+            "from raw.landing_state s where s.table_name = ?",
             [table_name]).fetchone()
     except Exception:  # noqa: BLE001 - no state tables yet (first run): validate everything
         return None, "whole table"

@@ -1,24 +1,23 @@
--- grain: exactly one row: what the incremental models (fct_customer_period) recompute this run.
+-- grain: one row per incremental model (today fct_customer_period; the list comes from the graph):
+-- what its build recomputes this run.
 --
--- boundary = the earliest day that data loaded since their last successful build can change;
--- they recompute every period whose period_end >= boundary (null = every period: first build,
--- a raw table rebuilt in full, or changed parameters). With d = the earliest event date of the
--- rows appended since (raw _loaded_at after the stored watermark):
+-- boundary = the earliest day that data loaded since the model's last successful build can
+-- change; the model recomputes every period (or day) on or after it (null = everything: first
+-- build, a raw table rebuilt in full, or changed parameters). With d = the earliest event date of
+-- the rows appended since (raw _loaded_at after the model's stored watermark):
 --   boundary = least(d, previous as-of date, this as-of date) - inactivity_days - grace_days - 1
 -- An event on day d changes activity spans from d on (a span may now merge across a gap of up
 -- to inactivity_days / grace_days before d), engagement and recency windows only look forward
 -- from it, and a moving as-of date changes the spans still open at it and the latest periods;
--- the margin keeps the rule safe for both churn definitions.
+-- the margin keeps the rule safe for both churn definitions. Each model keeps its own state, so a
+-- model that was not selected or failed looks back further on its next build, never less far.
 -- A view, so it is always computed from the raw tables and the state as they are now (a build of
--- fct_customer_period alone never reads a stale boundary); on-run-end records it in the state.
+-- one model alone never reads a stale boundary); on-run-end records it in the state.
 {{ config(materialized='view') }}
-{%- set attrs = customer_attribute_columns(ref('dim_customers')) %}
+{#- the attribute columns of dim_customers are those of the snapshot (dim_customers is downstream of
+    int_customer_activity_events, which reads this view) -#}
+{%- set attrs = customer_attribute_columns(ref('customers_snapshot')) %}
 with params as (select * from {{ ref('int_run_parameters') }}),
-
-state as (
-    -- meta.incremental_state is created by on-run-start and written by on-run-end (macros/incremental.sql)
-    select watermark, as_of_date, params from meta.incremental_state where model = 'fct_customer_period'
-),
 
 current_params as (
     select
@@ -41,40 +40,53 @@ loaded as (
         union all select max(_loaded_at) from {{ source('crm', 'loyalty_events') }}
         union all select max(full_built_at) from raw.landing_state
     )
-),
-
-full_rebuilds as (
-    select count(*) as n from raw.landing_state
-    where full_built_at > (select watermark from state) or full_built_at is null
-),
-
-new_days as (
-    -- the earliest event day among the rows appended since the last build
-    select min(d) as d from (
-        select min(signup_date) as d from {{ source('crm', 'customers') }} where _loaded_at > (select watermark from state)
-        union all select min(least(start_date, end_date)) from {{ source('crm', 'subscriptions') }}
-            where _loaded_at > (select watermark from state)
-        union all select min(order_date) from {{ source('crm', 'orders') }} where _loaded_at > (select watermark from state)
-        union all select min(cast(occurred_at as date)) from {{ source('crm', 'interactions') }}
-            where _loaded_at > (select watermark from state)
-        union all select min(cast(least(opened_at, resolved_at) as date)) from {{ source('crm', 'support_tickets') }}
-            where _loaded_at > (select watermark from state)
-        union all select min(cast(occurred_at as date)) from {{ source('crm', 'loyalty_events') }}
-            where _loaded_at > (select watermark from state)
-    )
 )
 
+{%- for m in incremental_model_names() %}
+{{ "," }}
+state_{{ loop.index }} as (
+    -- meta.incremental_state is created by on-run-start and written by on-run-end (macros/incremental.sql)
+    select watermark, as_of_date, params from meta.incremental_state where model = '{{ m }}'
+),
+
+full_rebuilds_{{ loop.index }} as (
+    select count(*) as n from raw.landing_state
+    where full_built_at > (select watermark from state_{{ loop.index }}) or full_built_at is null
+),
+
+new_days_{{ loop.index }} as (
+    -- the earliest event day among the rows appended since the model's last build
+    {%- set wm = "(select watermark from state_" ~ loop.index ~ ")" %}
+    select min(d) as d from (
+        select min(signup_date) as d from {{ source('crm', 'customers') }} where _loaded_at > {{ wm }}
+        union all select min(least(start_date, end_date)) from {{ source('crm', 'subscriptions') }}
+            where _loaded_at > {{ wm }}
+        union all select min(order_date) from {{ source('crm', 'orders') }} where _loaded_at > {{ wm }}
+        union all select min(cast(occurred_at as date)) from {{ source('crm', 'interactions') }}
+            where _loaded_at > {{ wm }}
+        union all select min(cast(least(opened_at, resolved_at) as date)) from {{ source('crm', 'support_tickets') }}
+            where _loaded_at > {{ wm }}
+        union all select min(cast(occurred_at as date)) from {{ source('crm', 'loyalty_events') }}
+            where _loaded_at > {{ wm }}
+    ) x
+)
+{%- endfor %}
+
+{% for m in incremental_model_names() %}
 select
+    '{{ m }}' as model,
     case
-        when (select count(*) from state) = 0 then null
-        when (select params from state) is distinct from (select params from current_params) then null
-        when (select n from full_rebuilds) > 0 then null
+        when (select count(*) from state_{{ loop.index }}) = 0 then null
+        when (select params from state_{{ loop.index }}) is distinct from (select params from current_params) then null
+        when (select n from full_rebuilds_{{ loop.index }}) > 0 then null
         else {{ add_days(
-            'least(coalesce((select d from new_days), p.as_of_date), coalesce((select as_of_date from state), p.as_of_date), p.as_of_date)',
+            'least(coalesce((select d from new_days_' ~ loop.index ~ '), p.as_of_date), coalesce((select as_of_date from state_' ~ loop.index ~ '), p.as_of_date), p.as_of_date)',
             '-(p.inactivity_days + p.grace_days + 1)') }}
     end as boundary,
     (select watermark from loaded) as watermark,
-    (select watermark from state) as previous_watermark,
+    (select watermark from state_{{ loop.index }}) as previous_watermark,
     p.as_of_date,
     (select params from current_params) as params
 from params p
+{% if not loop.last %}union all{% endif %}
+{%- endfor %}

@@ -12,15 +12,17 @@ first_paid as (
 ),
 
 pairs as (
-    select
-        p.period_start,
-        p.next_period_start,
-        v.customer_id,
-        sum(case when v.boundary = p.period_start then v.value else 0 end) as mrr_start,
-        sum(case when v.boundary = p.next_period_start then v.value else 0 end) as mrr_end
-    from periods p
-    join values_at v on v.boundary = p.period_start or v.boundary = p.next_period_start
-    group by p.period_start, p.next_period_start, v.customer_id
+    -- a boundary is the start of one period and the end of the one before: two equi-joins
+    -- (one join on "start or end" cannot use a hash join and was most of this model's time)
+    select period_start, next_period_start, customer_id, sum(mrr_start) as mrr_start, sum(mrr_end) as mrr_end
+    from (
+        select p.period_start, p.next_period_start, v.customer_id, v.value as mrr_start, 0 as mrr_end
+        from periods p join values_at v on v.boundary = p.period_start
+        union all
+        select p.period_start, p.next_period_start, v.customer_id, 0, v.value
+        from periods p join values_at v on v.boundary = p.next_period_start
+    ) b
+    group by period_start, next_period_start, customer_id
 )
 
 select

@@ -76,16 +76,6 @@ orders as (
     group by 1, 2
 ),
 
-interactions as (
-    select customer_id, {{ period_trunc('occurred_on') }} as period_start, count(*) as interactions_count
-    from {{ ref('stg_crm__interactions') }} where occurred_on >= (select min(period_start) from periods) group by 1, 2
-),
-
-tickets as (
-    select customer_id, {{ period_trunc('opened_on') }} as period_start, count(*) as tickets_count
-    from {{ ref('stg_crm__support_tickets') }} where opened_on >= (select min(period_start) from periods) group by 1, 2
-),
-
 loyalty as (
     select customer_id, {{ period_trunc('occurred_on') }} as period_start, sum(points) as loyalty_points
     from {{ ref('stg_crm__loyalty_events') }} where occurred_on >= (select min(period_start) from periods) group by 1, 2
@@ -99,23 +89,55 @@ spend as (
     where boundary >= (select min(period_start) from periods)
 ),
 
-engagement as (
-    -- touch-points (any activity table) in the 90 days before the period starts
-    select f.customer_id, f.period_start, count(*) as touches_90d
-    from flags f
-    join {{ ref('int_customer_activity_events') }} e
-      on e.customer_id = f.customer_id
-     and e.activity_date < f.period_start
-     and e.activity_date >= {{ add_days('f.period_start', -90) }}
-    group by f.customer_id, f.period_start
+-- Engagement and recency, at period grain: every touch-point (int_customer_activity_events) is
+-- counted once per customer and period, and a window over the customer's periods reads
+--   touches before the period = touch-points in the N whole periods before it (N =
+--     engagement_window_periods(): 3 months, 13 weeks or 1 quarter, i.e. the last ~90 days)
+--   last activity             = the latest touch-point before the period ends.
+-- (An earlier day-exact 90-day window sorted every event with the customer's period edges:
+-- ~145M rows at 1M customers, most of this model's time.) Periods before the earliest window
+-- this build reads are folded into one row per customer that keeps only the latest day, so an
+-- incremental build does not carry the old periods into the window.
+window_start as (
+    select {{ add_periods('min(period_start)', -engagement_window_periods()) }} as d from periods
 ),
 
-last_activity as (
-    select f.customer_id, f.period_start, max(e.activity_date) as last_activity_date
+activity as (
+    -- events before the window start are grouped into the period just before it (only their
+    -- latest day is read from that row: no frame of these periods reaches it)
+    select e.customer_id,
+           case when e.activity_date < w.d then {{ add_periods('w.d', -1) }} else {{ period_trunc('e.activity_date') }} end as period_start,
+           count(*) as touches,
+           sum(case when e.activity_source = 'interactions' then 1 else 0 end) as interactions_count,
+           sum(case when e.activity_source = 'support_tickets' then 1 else 0 end) as tickets_count,
+           max(e.activity_date) as last_activity_date
+    from {{ ref('int_customer_activity_events') }} e
+    cross join window_start w
+    group by 1, 2
+),
+
+customer_periods as (
+    -- one row per customer and period with activity or a customer-period row
+    select coalesce(f.customer_id, a.customer_id) as customer_id,
+           {{ period_number('coalesce(f.period_start, a.period_start)') }} as period_number,
+           f.period_start as flag_period_start,
+           a.touches, a.interactions_count, a.tickets_count, a.last_activity_date
     from flags f
-    join {{ ref('int_customer_activity_events') }} e
-      on e.customer_id = f.customer_id and e.activity_date < f.next_period_start
-    group by f.customer_id, f.period_start
+    full outer join activity a on a.customer_id = f.customer_id and a.period_start = f.period_start
+),
+
+engagement as (
+    select customer_id, flag_period_start as period_start, interactions_count, tickets_count,
+           coalesce(touches_before, 0) as touches_before, last_activity_date
+    from (
+        select customer_id, flag_period_start, interactions_count, tickets_count,
+               sum(touches) over (partition by customer_id order by period_number
+                                  range between {{ engagement_window_periods() }} preceding and 1 preceding) as touches_before,
+               max(last_activity_date) over (partition by customer_id order by period_number
+                                             rows between unbounded preceding and current row) as last_activity_date
+        from customer_periods
+    ) w
+    where flag_period_start is not null
 )
 
 select
@@ -134,17 +156,17 @@ select
     {{ tenure_band(days_between('f.first_start', 'f.period_start')) }} as tenure_band,
     case when sp.spend_quartile is null then 'none' else 'q' || cast(sp.spend_quartile as {{ dbt.type_string() }}) end as spend_tier,
     case
-        when coalesce(en.touches_90d, 0) = 0 then 'none'
-        when en.touches_90d <= 2 then 'low'
-        when en.touches_90d <= 9 then 'medium'
+        when en.touches_before = 0 then 'none'
+        when en.touches_before <= 2 then 'low'
+        when en.touches_before <= 9 then 'medium'
         else 'high'
     end as engagement_tier,
     coalesce(o.orders_count, 0) as orders_count,
     coalesce(o.revenue, 0) as revenue,
-    coalesce(i.interactions_count, 0) as interactions_count,
-    coalesce(t.tickets_count, 0) as tickets_count,
+    coalesce(en.interactions_count, 0) as interactions_count,
+    coalesce(en.tickets_count, 0) as tickets_count,
     coalesce(l.loyalty_points, 0) as loyalty_points,
-    {{ days_between('la.last_activity_date', 'f.next_period_start') }} as days_since_last_activity,
+    {{ days_between('en.last_activity_date', 'f.next_period_start') }} as days_since_last_activity,
     {%- for col in customer_attribute_columns(ref('dim_customers')) %}
     c.{{ adapter.quote(col) }},
     {%- endfor %}
@@ -152,10 +174,7 @@ select
 from flags f
 left join mrr m on m.customer_id = f.customer_id and m.period_start = f.period_start
 left join orders o on o.customer_id = f.customer_id and o.period_start = f.period_start
-left join interactions i on i.customer_id = f.customer_id and i.period_start = f.period_start
-left join tickets t on t.customer_id = f.customer_id and t.period_start = f.period_start
 left join loyalty l on l.customer_id = f.customer_id and l.period_start = f.period_start
 left join spend sp on sp.customer_id = f.customer_id and sp.period_start = f.period_start
 left join engagement en on en.customer_id = f.customer_id and en.period_start = f.period_start
-left join last_activity la on la.customer_id = f.customer_id and la.period_start = f.period_start
 left join {{ ref('dim_customers') }} c on c.customer_id = f.customer_id
