@@ -8,7 +8,8 @@
 --   observation points are added to the customer's day series as marker rows at the
 --   observation date o and at o - 30 and o - 90 days, sorted before the events of their day,
 --   so a running total read at a marker on day x is the total over the days before x, and
---   "interactions in [o - 30, o)" = total before o - total before o - 30. One sort, linear.
+--   "interactions in [o - 30, o)" = total before o - total before o - 30. One sort, linear;
+--   days before the customer's earliest window are folded into one row first.
 -- * Orders, tickets and loyalty events (a few days with events per customer) join the
 --   observation points to the customer's day aggregates (d < o); per customer that is at most
 --   observation dates x event days, far fewer rows than one per raw event.
@@ -44,24 +45,37 @@ ord as (
     group by o.customer_id, o.observation_date
 ),
 
--- interactions per customer and day, with marker rows (back = days before the observation
--- date; null on event rows, which sort after the markers of their day)
+-- interactions per customer and day from 90 days before the customer's earliest observation date
+-- (the earliest day any of its windows reads), earlier days folded into one row per customer that
+-- keeps their count and latest day; customers without an observation point are left out. So the
+-- sort below holds the recent days of the observed customers, not every customer's history
+-- (at 1M customers ~16M rows instead of ~89M). Marker rows: back = days before the observation
+-- date; null on event rows, which sort after the markers of their day.
+int_cut as (
+    select customer_id, {{ add_days('min(observation_date)', -90) }} as cut
+    from points
+    group by customer_id
+),
+
 int_series as (
-    select customer_id, occurred_on as d, count(*) as n, cast(null as integer) as back
-    from {{ ref('stg_crm__interactions') }}
-    group by customer_id, occurred_on
+    select i.customer_id,
+           case when i.occurred_on >= c.cut then i.occurred_on else {{ add_days('c.cut', -1) }} end as d,
+           count(*) as n, max(i.occurred_on) as last_d, cast(null as integer) as back
+    from {{ ref('stg_crm__interactions') }} i
+    join int_cut c on c.customer_id = i.customer_id
+    group by i.customer_id, case when i.occurred_on >= c.cut then i.occurred_on else {{ add_days('c.cut', -1) }} end
     union all
-    select customer_id, observation_date, null, 0 from points
+    select customer_id, observation_date, null, null, 0 from points
     union all
-    select customer_id, {{ add_days('observation_date', -30) }}, null, 30 from points
+    select customer_id, {{ add_days('observation_date', -30) }}, null, null, 30 from points
     union all
-    select customer_id, {{ add_days('observation_date', -90) }}, null, 90 from points
+    select customer_id, {{ add_days('observation_date', -90) }}, null, null, 90 from points
 ),
 
 int_run as (
     select customer_id, d, back,
         sum(n) over w as n_before,
-        max(case when n > 0 then d end) over w as last_d
+        max(last_d) over w as last_d
     from int_series
     window w as (partition by customer_id order by d, back nulls last rows between unbounded preceding and current row)
 ),
