@@ -4,8 +4,19 @@
 --   positive -> 0: churned (never contraction, even when the logo stays, e.g. a 0-MRR plan)
 --   positive -> positive: expansion or contraction by the difference
 -- so mrr_end - mrr_start = new + expansion + reactivation - contraction - churned exactly.
+--
+-- Incremental (daily runs) like fct_customer_period: only the periods whose period_end >=
+-- int_incremental_boundary.boundary are recomputed (the pre-hook deletes them); a null boundary
+-- or a full refresh rebuilds every period. first_paid always reads every boundary.
+-- depends_on: {{ ref('int_incremental_boundary') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ incremental_boundary() }} is null or period_start >= (select min(period_start) from {{ ref('int_periods') }} where {{ in_touched_periods('next_period_start') }}){% endif %}",
+) }}
 with values_at as (select * from {{ ref('int_customer_values') }}),
-periods as (select * from {{ ref('int_periods') }}),
+periods as (select * from {{ ref('int_periods') }} where {{ in_touched_periods('next_period_start') }}),
 
 first_paid as (
     select customer_id, min(boundary) as first_paid_boundary from values_at group by customer_id
