@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,8 +117,25 @@ def digest(path: Path, *, text: bool = False) -> FileDigest:
             except UnicodeDecodeError:
                 problem = f"the file ends inside a multi-byte character (line {lines}) and is not valid UTF-8"
     st = path.stat()
-    return FileDigest(path, h.hexdigest(), st.st_size,
-                      datetime.fromtimestamp(st.st_mtime, timezone.utc).replace(tzinfo=None), problem)
+    return FileDigest(path, h.hexdigest(), st.st_size, mtime(st), problem)
+
+
+def mtime(st: os.stat_result) -> datetime:
+    """A file's modification time as the manifest stores it (naive UTC, microseconds)."""
+    return datetime.fromtimestamp(st.st_mtime, timezone.utc).replace(tzinfo=None)
+
+
+def recorded_digests(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, FileDigest]:
+    """The current files of ``table`` as recorded in the manifest (path -> checksum, size, mtime)."""
+    try:
+        rows = con.execute(
+            "select file_path, sha256, size_bytes, modified_at from raw.landing_manifest "
+            "where table_name = ? and status = 'current' and rows_read is not null",
+            [table],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {r[0]: FileDigest(Path(r[0]), r[1], r[2], r[3], None) for r in rows}
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -218,6 +236,7 @@ STATE_COLUMNS = {
     "generation": "varchar",       # changes on every full rebuild, kept by appends
     "mode": "varchar",             # full | append | unchanged: what the last load did
     "full_built_at": "timestamp",  # when the table was last rebuilt in full (dbt: recompute everything after it)
+    "conflicting_keys": "bigint",  # keys kept more than once (counted at a full load, added to by appends)
 }
 
 

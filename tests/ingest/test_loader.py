@@ -111,3 +111,47 @@ def test_default_as_of_is_the_latest_event_date(tmp_path, con):
         load_table(con, tmp_path, t, run_ts=RUN_TS)
     # updated_at is bookkeeping, not an event: the as-of date is the last order
     assert default_as_of(con) == date(2024, 3, 1)
+
+
+def test_unchanged_files_keep_their_recorded_checksum_and_rewritten_ones_are_hashed(tmp_path, con, monkeypatch):
+    import os
+
+    from orchestration.ingest import manifest
+
+    _write(tmp_path / "customers", "part-1.csv", "customer_id\nA\nB\n")
+    second = _write(tmp_path / "customers", "part-2.csv", "customer_id\nC\n")
+    assert load_table(con, tmp_path, "customers", run_ts=RUN_TS).load_mode == "full"
+    hashed: list[str] = []
+    real = manifest.digest
+    monkeypatch.setattr(manifest, "digest", lambda p, **kw: hashed.append(p.name) or real(p, **kw))
+    # same size and modification time as recorded: nothing is read again, the table is unchanged
+    assert load_table(con, tmp_path, "customers", run_ts=RUN_TS).load_mode == "unchanged"
+    assert hashed == []
+    # rewritten with the same size (D for C) and a new modification time: hashed, and the change is seen
+    second.write_text("customer_id\nD\n")
+    st = second.stat()
+    os.utime(second, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    res = load_table(con, tmp_path, "customers", run_ts=RUN_TS)
+    assert hashed == ["part-2.csv"] and res.load_mode == "full"
+    assert [r[0] for r in con.execute("select customer_id from raw.customers order by 1").fetchall()] == ["A", "B", "D"]
+    recorded = con.execute("select sha256 from raw.landing_manifest where file_path = ? and status = 'current'",
+                           [str(second)]).fetchone()[0]
+    assert recorded == real(second).sha256
+
+
+def test_conflicting_keys_are_counted_at_a_full_load_and_added_to_by_appends(tmp_path, con):
+    from orchestration.ingest.loader import count_conflicting_keys
+
+    # two versions of o1 in one file with nothing to order them: a conflict that is kept (and reported)
+    _write(tmp_path / "customers", "part-1.csv", "customer_id\nA\n")
+    _write(tmp_path / "orders", "part-1.csv",
+           "order_id,customer_id,order_date,amount\no1,A,2024-01-02,5\no1,A,2024-01-02,6\no2,A,2024-01-03,1\n")
+    for t in ("customers", "orders"):
+        load_table(con, tmp_path, t, run_ts=RUN_TS)
+    assert load_table(con, tmp_path, "orders", run_ts=RUN_TS).conflicting_keys == 1
+    # a new file with another conflict, on new keys only: appended, and the count is 1 + 1
+    _write(tmp_path / "orders", "part-2.csv",
+           "order_id,customer_id,order_date,amount\no3,A,2024-01-04,5\no3,A,2024-01-04,7\no4,A,2024-01-05,1\n")
+    res = load_table(con, tmp_path, "orders", run_ts=RUN_TS)
+    direct = con.execute("select count(*) from (select order_id from raw.orders group by 1 having count(*) > 1)").fetchone()[0]
+    assert (res.load_mode, res.conflicting_keys, count_conflicting_keys(con, "orders"), direct) == ("append", 2, 2, 2)
