@@ -53,20 +53,56 @@ counted as (
     select customer_id, observation_date, label,
         count(*) over () as rows_available
         {%- if max_rows > 0 %},
-        count(*) over (partition by label, observation_date) as stratum_rows,
-        row_number() over (
-            partition by label, observation_date
-            order by {{ dbt.hash(dbt.concat(['customer_id', "'|'", 'cast(observation_date as ' ~ dbt.type_string() ~ ')', "'|" ~ (var('seed', 42) | int) ~ "'"])) }}, customer_id
-        ) as stratum_rank
+        {{ dbt.hash(dbt.concat(['customer_id', "'|'", 'cast(observation_date as ' ~ dbt.type_string() ~ ')', "'|" ~ (var('seed', 42) | int) ~ "'"])) }} as h
         {%- endif %}
     from labelled
 )
+{%- if max_rows > 0 %},
+
+-- The rule above, without sorting every labelled point: a stratum keeps its k smallest hashes,
+-- so it is enough to rank the points whose first two hex digits are at most those of the k-th
+-- smallest, found from per-digit counts (k = the stratum's quota, at most its size).
+quota as (
+    select label, observation_date, max(rows_available) as rows_available,
+        least(count(*), ceil(count(*) * {{ max_rows }} / cast(max(rows_available) as {{ type_double() }}))) as k
+    from counted
+    group by label, observation_date
+),
+
+prefix_counts as (
+    select label, observation_date, substr(h, 1, 2) as prefix, count(*) as n
+    from counted
+    group by label, observation_date, substr(h, 1, 2)
+),
+
+cutoff as (
+    select c.label, c.observation_date, min(c.prefix) as last_prefix
+    from (
+        select label, observation_date, prefix,
+            sum(n) over (partition by label, observation_date order by prefix rows between unbounded preceding and current row) as n_upto
+        from prefix_counts
+    ) c
+    join quota q on q.label = c.label and q.observation_date = c.observation_date
+    where c.n_upto >= q.k
+    group by c.label, c.observation_date
+),
+
+ranked as (
+    select c.customer_id, c.observation_date, c.label, c.rows_available, q.k,
+        row_number() over (partition by c.label, c.observation_date order by c.h, c.customer_id) as stratum_rank
+    from counted c
+    join cutoff u on u.label = c.label and u.observation_date = c.observation_date
+    join quota q on q.label = c.label and q.observation_date = c.observation_date
+    where substr(c.h, 1, 2) <= u.last_prefix
+)
+{%- endif %}
 
 select customer_id, observation_date, label, rows_available
-from counted
 {%- if max_rows > 0 %}
-where rows_available <= {{ max_rows }}
-   or stratum_rank <= ceil(stratum_rows * {{ max_rows }} / cast(rows_available as {{ type_double() }}))
+from ranked
+where stratum_rank <= k
+{%- else %}
+from counted
 {%- endif %}
 union all
 select s.customer_id, p.known_through as observation_date, cast(null as {{ dbt.type_int() }}) as label,
