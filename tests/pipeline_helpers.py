@@ -27,12 +27,14 @@ def load_landing(settings: Settings, landing: Path) -> None:
         con.close()
 
 
-def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention")) -> subprocess.CompletedProcess:
+def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention"),
+              project_dir: Path | None = None) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, **dbt_env(settings)}
+    project = project_dir or REPO_ROOT / "dbt_project"
     proc = subprocess.run(
-        [str(dbt), *dbt_build_args(settings, ["--select", *select]), "--project-dir", str(REPO_ROOT / "dbt_project"),
-         "--profiles-dir", str(REPO_ROOT / "dbt_project"), "--target-path", str(settings.data_dir / "dbt_target")],
+        [str(dbt), *dbt_build_args(settings, ["--select", *select]), "--project-dir", str(project),
+         "--profiles-dir", str(project), "--target-path", str(settings.data_dir / "dbt_target")],
         env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]

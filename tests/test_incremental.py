@@ -52,7 +52,9 @@ SKIPPED_TABLES = {
     ("raw", "landing_state"): "per-table load state (fingerprints, build times, last load mode)",
     ("intermediate", "int_incremental_boundary"): "a view of what the next run would recompute (bookkeeping)",
 }
-SCHEMAS = ("raw", "staging", "snapshots", "intermediate", "marts")
+SCHEMAS = ("raw", "staging", "snapshots", "intermediate", "marts", "ml")
+# the marts and the ML tables (features, observations, scoring set)
+SELECT = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention", "+ml_observations", "+ml_scoring_set")
 
 
 def _split_landing(tmp: Path) -> tuple[Path, dict[str, Path], date]:
@@ -143,11 +145,11 @@ def test_incremental_day_equals_full_rebuild(pipeline_env, tmp_path, definition)
     # A: the daily warehouse: full build on data up to D ...
     a = pipeline_env(**env, CHURN_DATA_DIR=str(tmp_path / "a"), CHURN_AS_OF_DATE=DAY.isoformat())
     assert set(_load(a, landing).values()) == {"full"}
-    dbt_build(a)
+    dbt_build(a, SELECT)
     wa = a.warehouse_path
     # ... mark the first period's rows: an incremental build must leave periods before its boundary alone
-    # (days_since_last_activity feeds only the ML features, which this build does not select, so the
-    # marked rows change nothing downstream)
+    # (days_since_last_activity of the period facts is read by nothing downstream, so the marked
+    # rows change nothing else)
     with duckdb.connect(str(wa)) as con:
         first = con.execute("select min(period_start) from marts.fct_customer_period").fetchone()[0]
         n_cp_day = con.execute("select count(*) from marts.fct_customer_period").fetchone()[0]
@@ -159,7 +161,7 @@ def test_incremental_day_equals_full_rebuild(pipeline_env, tmp_path, definition)
     a = pipeline_env(**env, CHURN_DATA_DIR=str(tmp_path / "a"), CHURN_AS_OF_DATE=NEXT.isoformat())
     modes = _load(a, landing)
     assert modes == {t: "append" for t in TABLES}, modes
-    dbt_build(a)
+    dbt_build(a, SELECT)
     with duckdb.connect(str(wa)) as con:
         # the boundary this build used, as recorded after it (the view now reads the advanced state)
         boundary, watermark = con.execute(
@@ -187,9 +189,36 @@ def test_incremental_day_equals_full_rebuild(pipeline_env, tmp_path, definition)
     # B: everything from scratch in one run
     b = pipeline_env(**env, CHURN_DATA_DIR=str(tmp_path / "b"), CHURN_AS_OF_DATE=NEXT.isoformat())
     assert set(_load(b, landing).values()) == {"full"}
-    dbt_build(b)
+    dbt_build(b, SELECT)
 
     sizes = _compare(wa, b.warehouse_path)
     assert sizes["marts.fct_customer_period"] == n_cp and sizes["raw.orders"] > 0
     assert {"staging.stg_crm__orders", "intermediate.int_customer_spans", "snapshots.customers_snapshot",
             "marts.fct_churn_period", "marts.dim_customers", "raw.quarantine", "raw.duplicates"} <= set(sizes)
+
+
+def test_changed_model_code_makes_incremental_models_recompute_everything(pipeline_env, tmp_path):
+    """Rows kept by an incremental build must come from the same code: a changed model resets the boundary."""
+    import shutil
+
+    from orchestration.settings import REPO_ROOT
+
+    landing, day_files, DAY = _split_landing(tmp_path)
+    s = pipeline_env(CHURN_SOURCE="folder", CHURN_LANDING_DIR=str(landing), CHURN_DATA_DIR=str(tmp_path / "w"),
+                     CHURN_AS_OF_DATE=DAY.isoformat())
+    _load(s, landing)
+    dbt_build(s)
+
+    def boundaries() -> dict:
+        with duckdb.connect(str(s.warehouse_path), read_only=True) as con:
+            return dict(con.execute("select model, boundary from intermediate.int_incremental_boundary").fetchall())
+
+    # same code, nothing new: every incremental model would recompute only from its boundary
+    assert all(b is not None for b in boundaries().values()) and set(boundaries()) == {"fct_customer_period", "int_mrr_movements"}
+    # the same project with one model's SQL changed (a comment is enough: dbt's checksum is of the file)
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(REPO_ROOT / "dbt_project", copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    model = copy / "models" / "marts" / "fct_customer_period.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    dbt_build(s, ("int_incremental_boundary",), project_dir=copy)
+    assert boundaries() == {"fct_customer_period": None, "int_mrr_movements": None}

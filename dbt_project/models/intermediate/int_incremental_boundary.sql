@@ -17,6 +17,14 @@
 {#- the attribute columns of dim_customers are those of the snapshot (dim_customers is downstream of
     int_customer_activity_events, which reads this view) -#}
 {%- set attrs = customer_attribute_columns(ref('customers_snapshot')) %}
+{#- the project's code: a changed model or snapshot makes every incremental model recompute all
+    (macros are not covered: after changing one, build once with CHURN_FULL_REFRESH=1) -#}
+{%- set checksums = [] %}
+{%- if execute %}
+    {%- for node in graph.nodes.values() | sort(attribute='unique_id') %}
+        {%- if node.resource_type in ['model', 'snapshot', 'seed'] %}{%- do checksums.append(node.unique_id ~ '=' ~ node.checksum.checksum) %}{%- endif %}
+    {%- endfor %}
+{%- endif %}
 with params as (select * from {{ ref('int_run_parameters') }}),
 
 current_params as (
@@ -24,7 +32,7 @@ current_params as (
         p.churn_definition || '|' || p.period_grain || '|' || cast(p.inactivity_days as {{ dbt.type_string() }}) || '|'
         || cast(p.grace_days as {{ dbt.type_string() }})
         || '|{{ var("activity_sources") | join(",") }}|{{ (var("segment_dimensions") or []) | join(",") }}'
-        || '|{{ var("segment_max_values") }}|{{ attrs | join(",") }}' as params
+        || '|{{ var("segment_max_values") }}|{{ attrs | join(",") }}|code {{ local_md5(checksums | join(",")) }}' as params
     from params p
 ),
 
