@@ -289,8 +289,11 @@ def churn_risk_by_segment(context: dg.AssetExecutionContext, warehouse: Warehous
     with warehouse.connect() as con:
         dims = [r[0] for r in con.execute("select distinct segment_dimension from marts.fct_churn_segment_period order by 1").fetchall()]
         scores = con.sql("select * from ml.customer_churn_scores").df()
-        attrs = con.sql("select * from ml.ml_scoring_set").df()
-        keep = ["customer_id"] + [d for d in dims if d in attrs.columns and d not in scores.columns]
+        # only the segment columns of the scoring set (it has ~60 feature columns per customer)
+        have = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = 'ml' and table_name = 'ml_scoring_set'").fetchall()}
+        keep = ["customer_id"] + [d for d in dims if d in have and d not in scores.columns]
+        attrs = con.sql("select " + ", ".join(f'"{c}"' for c in keep) + " from ml.ml_scoring_set").df()
         merged = scores.merge(attrs[keep], on="customer_id", how="left")
         dims_present = [d for d in dims if d in merged.columns]
         seg = score.risk_by_segment(merged, dims_present, high=settings.high_risk_threshold)

@@ -13,6 +13,8 @@ subs as (
     from {{ ref('stg_crm__subscriptions') }} s
     cross join params p
     where s.start_date <= p.as_of_date
+      -- only built out under this definition (int_customer_spans reads one of the two span models)
+      and p.churn_definition = 'contractual'
 ),
 
 ordered as (

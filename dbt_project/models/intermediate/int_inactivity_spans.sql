@@ -10,6 +10,8 @@ days as (
     cross join params p
     where e.activity_source in ({% for s in var('activity_sources') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
       and e.activity_date <= p.as_of_date
+      -- only built out under this definition (int_customer_spans reads one of the two span models)
+      and p.churn_definition = 'inactivity'
 ),
 
 ordered as (
