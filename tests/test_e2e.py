@@ -78,6 +78,14 @@ def test_e2e_synthetic(pipeline_env):
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert checks["gx_raw_interactions"] and checks["gx_raw_loyalty_events"] and checks["gx_fct_churn_period"]
     assert_column_schemas(result, s)
+    # dbt tables carry their row count; views carry none (counting a view re-runs its query)
+    mats = {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    con = duckdb.connect(str(s.warehouse_path), read_only=True)
+    n_cp = con.execute("select count(*) from marts.fct_customer_period").fetchone()[0]
+    con.close()
+    assert mats["marts/fct_customer_period"]["dagster/row_count"].value == n_cp > 0
+    assert "dagster/row_count" not in mats["staging/stg_crm__orders"]
 
 
 def assert_column_schemas(result, settings) -> None:
