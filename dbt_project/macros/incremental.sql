@@ -74,15 +74,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- SQL condition on an event day, true for the days an incremental build recomputes. -#}
-{% macro on_or_after_boundary(date_expr) -%}
-    {%- if is_incremental() -%}
-    ({{ date_expr }} >= coalesce({{ incremental_boundary() }}, cast('1900-01-01' as date)))
-    {%- else -%}
-    true
-    {%- endif -%}
-{%- endmacro %}
-
 {#- The incremental models of the project (their states decide the boundary), from the graph. -#}
 {% macro incremental_model_names() -%}
     {%- set names = [] -%}

@@ -14,8 +14,8 @@
 -- A view, so it is always computed from the raw tables and the state as they are now (a build of
 -- one model alone never reads a stale boundary); on-run-end records it in the state.
 {{ config(materialized='view') }}
-{#- the attribute columns of dim_customers are those of the snapshot (dim_customers is downstream of
-    int_customer_activity_events, which reads this view) -#}
+{#- dim_customers' attribute columns, read from the snapshot they come from, so this view stays
+    upstream of the marts that use it -#}
 {%- set attrs = customer_attribute_columns(ref('customers_snapshot')) %}
 {#- the project's code: a changed model or snapshot makes every incremental model recompute all
     (macros are not covered: after changing one, build once with CHURN_FULL_REFRESH=1) -#}
