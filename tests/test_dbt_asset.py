@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orchestration.assets.dbt import keep_partial_parse
+import os
+
+from orchestration.assets.dbt import keep_partial_parse, prune_invocation_dirs
 
 
 def test_the_runs_parse_state_replaces_the_projects(tmp_path):
@@ -17,3 +19,15 @@ def test_the_runs_parse_state_replaces_the_projects(tmp_path):
     # a run that wrote no parse state (dbt failed early) leaves the project's as it is
     assert not keep_partial_parse(tmp_path / "failed-run", project)
     assert (project / "partial_parse.msgpack").read_bytes() == b"parsed with the run's vars"
+
+
+def test_only_the_newest_invocation_folders_are_kept(tmp_path):
+    for i in range(5):
+        d = tmp_path / f"churn_dbt_models-run{i}"
+        d.mkdir()
+        (d / "manifest.json").write_text("{}")
+        os.utime(d, (1_000_000 + i, 1_000_000 + i))  # run4 is the newest
+    (tmp_path / "partial_parse.msgpack").write_bytes(b"x")  # the project's own files stay
+    removed = prune_invocation_dirs(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["churn_dbt_models-run0", "churn_dbt_models-run1", "churn_dbt_models-run2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["churn_dbt_models-run3", "churn_dbt_models-run4", "partial_parse.msgpack"]

@@ -51,6 +51,7 @@ def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     invocation = dbt.cli(dbt_build_args(settings), context=context)
     events = list(invocation.stream())
     keep_partial_parse(Path(invocation.target_path), dbt_project().project_dir / "target")
+    prune_invocation_dirs(Path(invocation.target_path).parent)
     import duckdb
 
     try:
@@ -87,6 +88,15 @@ def keep_partial_parse(invocation_target: Path, project_target: Path) -> bool:
     shutil.copyfile(src, tmp)
     os.replace(tmp, project_target / "partial_parse.msgpack")
     return True
+
+
+def prune_invocation_dirs(target: Path, keep: int = 10, prefix: str = "churn_dbt_models-") -> list[Path]:
+    """Remove all but the newest ``keep`` per-invocation dbt target folders (dagster-dbt writes one
+    per run, with its manifest, compiled SQL and logs; a daily schedule would add one a day forever)."""
+    dirs = sorted((d for d in target.glob(prefix + "*") if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in dirs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return dirs[keep:]
 
 
 def _base_tables(con) -> set[str]:
