@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install manifest run test ui docs bench clean
+.PHONY: install instance manifest run test ui docs bench clean
 SIZE    ?= 10k
 
 $(BIN)/python:
@@ -32,17 +32,17 @@ $(VENV)/duckdb14/.installed: | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Dagster's instance (SQLite storage) lives in the project-local DAGSTER_HOME.
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# Dagster's instance (SQLite storage) lives in the project-local DAGSTER_HOME; its dagster.yaml
+# queues pipeline runs one at a time (orchestration/instance.py).
+instance: install
+	$(BIN)/python -m orchestration.instance >/dev/null
 
 # dbt's manifest is built here, never at import time; only when a model or YAML file is newer
 # than it (a needless `dbt parse` would also replace the parse state the last run left for the next).
 manifest: install
 	$(BIN)/python -c "from orchestration.run import ensure_manifest; ensure_manifest()"
 
-run: manifest $(DAGSTER_HOME)/dagster.yaml
+run: manifest instance
 	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
 
 test: manifest $(VENV)/duckdb14/.installed
@@ -59,7 +59,7 @@ docs: manifest
 	CHURN_WAREHOUSE_PATH=$(CURDIR)/data/warehouse/$(SOURCE).duckdb $(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project
 	@echo "dbt docs: dbt_project/target/index.html (serve: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --host 127.0.0.1)"
 
-ui: manifest $(DAGSTER_HOME)/dagster.yaml
+ui: manifest instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:

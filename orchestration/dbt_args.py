@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from orchestration.settings import Settings
@@ -38,8 +39,14 @@ def dbt_build_args(settings: Settings, extra: list[str] | None = None) -> list[s
     return args
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment the dbt subprocess needs: where the private warehouse is."""
+def dbt_env(settings: Settings, recompute_from: date | None = None) -> dict[str, str]:
+    """Environment the dbt subprocess needs: where the private warehouse is, and the first data day
+    of a partitioned run (empty = none; int_incremental_boundary reads it).
+
+    The day goes by environment, not --vars: dbt re-parses the whole project when a var changes,
+    but only the files that read an environment variable whose value changed.
+    """
     return {"CHURN_WAREHOUSE_PATH": str(settings.warehouse_path),
             # profiles.yml hands it to DuckDB: the same bound as the pipeline's own connections
-            "CHURN_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit}
+            "CHURN_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
+            "CHURN_RECOMPUTE_FROM": recompute_from.isoformat() if recompute_from else ""}

@@ -146,11 +146,9 @@ def main() -> int:
         os.environ["CHURN_FULL_REFRESH"] = "1"
         get_settings.cache_clear()
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"))
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        # SQLite storage under DAGSTER_HOME is the default; the file just makes that explicit
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    from orchestration.instance import ensure_instance_yaml
+
+    ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
     try:
         settings = get_settings()
         settings.resolved_landing_dir  # noqa: B018  (raises a clear error for source=folder without a folder)
@@ -163,6 +161,21 @@ def main() -> int:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.partitions import PartitionError, backfill_tags, data_day_partitions, latest_partition_key
+
+    # the dbt assets are partitioned by data day: a run names the newest day, or with
+    # --backfill START[:END] the days of one run, as a single-run backfill launched in the UI would
+    tags: dict[str, str] = {}
+    partition_key: str | None = None
+    try:
+        if "--backfill" in sys.argv[1:]:
+            i = sys.argv.index("--backfill")
+            tags = backfill_tags(sys.argv[i + 1] if i + 1 < len(sys.argv) else "", data_day_partitions())
+        else:
+            partition_key = latest_partition_key(data_day_partitions())
+    except PartitionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from orchestration.progress import run_with_progress, stage_totals
 
     started = time.time()
@@ -181,6 +194,8 @@ def main() -> int:
                 instance=instance,
                 run_id=run_id,
                 raise_on_error=False,
+                partition_key=partition_key,
+                tags=tags,
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             )
 

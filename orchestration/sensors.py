@@ -22,6 +22,7 @@ import dagster as dg
 from orchestration.ingest.contract import TABLES
 from orchestration.ingest.loader import IngestError, find_files
 from orchestration.ingest.manifest import digest
+from orchestration.partitions import data_day_partitions, latest_partition_key
 from orchestration.schedules import churn_pipeline_job
 from orchestration.settings import get_settings
 
@@ -77,4 +78,6 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     previous = cursor.get("files", {})
     changed = sorted(k for k, v in files.items() if k not in previous or previous[k][2] != v[2])
     context.update_cursor(json.dumps({"files": files, "fingerprint": fp}))
-    return dg.RunRequest(run_key=f"landing-{fp[:16]}", tags={"churn/landing_changes": ", ".join(changed)[:200]})
+    # the newest data day: the run recomputes what the new files touch (orchestration/partitions.py)
+    return dg.RunRequest(run_key=f"landing-{fp[:16]}", partition_key=latest_partition_key(data_day_partitions()),
+                         tags={"churn/landing_changes": ", ".join(changed)[:200]})

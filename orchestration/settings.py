@@ -161,6 +161,8 @@ class Settings:
     seed: int = 42
     schedule_cron: str = "0 6 * * *"
     schedule_timezone: str = "UTC"
+    # Dagster: the first day of the daily partitions of the dbt assets (the days a backfill can name)
+    partition_start_date: date = date(1997, 1, 1)
     high_risk_threshold: float = 0.5
     medium_risk_threshold: float = 0.2
     future_date_tolerance_days: int = 1
@@ -304,6 +306,7 @@ def load_settings() -> Settings:
         seed=_int("CHURN_SEED", 42),
         schedule_cron=_env("CHURN_SCHEDULE_CRON", "0 6 * * *") or "0 6 * * *",
         schedule_timezone=_env("CHURN_SCHEDULE_TIMEZONE", "UTC") or "UTC",
+        partition_start_date=_date("CHURN_PARTITION_START_DATE") or date(1997, 1, 1),
         future_date_tolerance_days=_int("CHURN_FUTURE_DATE_TOLERANCE_DAYS", 1, minimum=0),
         quarantine_max_share=_float("CHURN_QUARANTINE_MAX_SHARE", 0.05, minimum=0.0, maximum=1.0),
         max_money_value=_float("CHURN_MAX_MONEY_VALUE", 10_000_000.0, minimum=1.0),

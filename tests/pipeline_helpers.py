@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -28,9 +29,9 @@ def load_landing(settings: Settings, landing: Path) -> None:
 
 
 def dbt_build(settings: Settings, select: tuple[str, ...] = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention"),
-              project_dir: Path | None = None) -> subprocess.CompletedProcess:
+              project_dir: Path | None = None, recompute_from: date | None = None) -> subprocess.CompletedProcess:
     dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, **dbt_env(settings)}
+    env = {**os.environ, **dbt_env(settings, recompute_from=recompute_from)}
     project = project_dir or REPO_ROOT / "dbt_project"
     proc = subprocess.run(
         [str(dbt), *dbt_build_args(settings, ["--select", *select]), "--project-dir", str(project),

@@ -30,7 +30,9 @@ def test_build_args_are_json_vars():
 def test_env_points_dbt_at_the_private_warehouse(tmp_path):
     s = Settings(source="telco", data_dir=tmp_path)
     assert dbt_env(s) == {"CHURN_WAREHOUSE_PATH": str(tmp_path / "warehouse" / "telco.duckdb"),
-                          "CHURN_DUCKDB_MEMORY_LIMIT": "4GB"}
+                          "CHURN_DUCKDB_MEMORY_LIMIT": "4GB", "CHURN_RECOMPUTE_FROM": ""}
+    # a partitioned run hands dbt its first data day (by environment: a changed var re-parses everything)
+    assert dbt_env(s, recompute_from=date(1998, 3, 5))["CHURN_RECOMPUTE_FROM"] == "1998-03-05"
 
 
 @pytest.mark.parametrize(

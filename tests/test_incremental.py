@@ -222,3 +222,44 @@ def test_changed_model_code_makes_incremental_models_recompute_everything(pipeli
     model.write_text(model.read_text() + "\n-- changed\n")
     dbt_build(s, ("int_incremental_boundary",), project_dir=copy)
     assert boundaries() == {"fct_customer_period": None, "int_mrr_movements": None}
+
+
+def test_a_partition_backfill_recomputes_the_periods_from_its_first_day(pipeline_env, tmp_path):
+    """A partitioned run for days from X (a backfill) recomputes every period ending on or after
+    X - inactivity - grace - 1 even when nothing new was loaded; a run without one leaves them."""
+    landing, _, DAY = _split_landing(tmp_path)
+    s = pipeline_env(CHURN_SOURCE="folder", CHURN_LANDING_DIR=str(landing), CHURN_DATA_DIR=str(tmp_path / "w"),
+                     CHURN_AS_OF_DATE=DAY.isoformat())
+    _load(s, landing)
+    dbt_build(s, SELECT)
+    X = DAY - timedelta(days=200)
+    margin = timedelta(days=s.inactivity_days + s.grace_days + 1)
+    # a period that ends between X's boundary and the automatic one (DAY - margin), and one before X's
+    with duckdb.connect(str(s.warehouse_path)) as con:
+        inside, before = con.execute(
+            "select min(period_start) filter (where period_end >= ? and period_end < ?), "
+            "max(period_start) filter (where period_end < ?) from marts.fct_customer_period",
+            [X - margin, DAY - margin, X - margin]).fetchone()
+        assert inside is not None and before is not None
+        expected = con.execute("select * from marts.fct_customer_period order by all").fetchall()
+        mark = ("update marts.fct_customer_period set days_since_last_activity = days_since_last_activity + 100000 "
+                "where period_start in (?, ?)")
+        con.execute(mark, [inside, before])
+
+    def marked() -> dict:
+        with duckdb.connect(str(s.warehouse_path), read_only=True) as con:
+            return dict(con.execute("select period_start, bool_and(days_since_last_activity >= 100000) "
+                                    "from marts.fct_customer_period where period_start in (?, ?) group by 1",
+                                    [inside, before]).fetchall())
+
+    # no partition, nothing new: both periods are before the boundary, so both stay marked
+    dbt_build(s, SELECT)
+    assert marked() == {inside: True, before: True}
+    # the backfill from X: the period after X's boundary is recomputed, the one before is not
+    dbt_build(s, SELECT, recompute_from=X)
+    assert marked() == {inside: False, before: True}
+    with duckdb.connect(str(s.warehouse_path)) as con:
+        assert con.execute("select boundary from meta.incremental_state where model = 'fct_customer_period'"
+                           ).fetchone()[0] == X - margin
+        con.execute(mark.replace("+ 100000", "- 100000"), [before, before])
+        assert con.execute("select * from marts.fct_customer_period order by all").fetchall() == expected

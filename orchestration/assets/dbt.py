@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.dbt_args import dbt_build_args, dbt_env
+from orchestration.partitions import data_day_partitions, recompute_from
 from orchestration.project import dbt_project
 from orchestration.settings import get_settings
 
@@ -40,12 +41,22 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
     project=dbt_project(),
     dagster_dbt_translator=ChurnDbtTranslator(),
     name="churn_dbt_models",
+    # a partition is a data day (orchestration/partitions.py); a backfill of any range of days is
+    # one run and one `dbt build` recomputing from its first day, so partitions never race
+    partitions_def=data_day_partitions(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Runs `dbt build` (models, the snapshot and the dbt tests, which become asset checks)."""
+    """Runs `dbt build` (models, the snapshot and the dbt tests, which become asset checks).
+
+    Partitioned by data day: a run for days D1..Dn recomputes every customer period that data
+    from D1 on can change (an unpartitioned run: what the newly loaded rows can change)."""
     settings = get_settings()
+    start = recompute_from(context)
+    if start is not None:
+        context.log.info(f"partition(s) {context.partition_time_window}: recomputing the periods data from {start} can change")
     # the dbt subprocess inherits this process's environment; profiles.yml reads the path from it
-    os.environ.update(dbt_env(settings))
+    os.environ.update(dbt_env(settings, recompute_from=start))
     # dbt holds the warehouse's write lock until it exits, so the facts are read (for the
     # headline metadata and the trend chart) only after the stream ends
     invocation = dbt.cli(dbt_build_args(settings), context=context)

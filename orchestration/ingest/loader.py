@@ -514,15 +514,21 @@ def load_table(
                                       "tolerance": future_tolerance_days, "max_money": max_money_value})
 
     def current_fp() -> str:
+        if not files:
+            # an absent optional table is empty whatever the run date, rules or customers: it stays
+            # "unchanged" run after run (a new full_built_at each run made every dbt build a full one)
+            return manifest.fingerprint({"loader": LOADER_VERSION, "table": table_name, "absent": True})
         return manifest.fingerprint({
             "loader": LOADER_VERSION, "table": table_name, "run_date": rules.run_date, "tolerance": future_tolerance_days,
             "max_money": max_money_value, "files": manifest.planned_versions(con, table_name, digests), "customers": depends,
         })
 
     state = manifest.load_state(con, table_name)
-    if (files and state is not None and current_fp() == state["fingerprint"] and _table_exists(con, table_name)
-            and -1 not in [v[2] for v in manifest.planned_versions(con, table_name, digests)]):
-        return _unchanged_result(con, table, [str(f) for f in files])
+    if state is not None and current_fp() == state["fingerprint"] and _table_exists(con, table_name):
+        if not files:
+            return LoadResult(table_name, [], 0, 0, present=False, status="absent", load_mode="unchanged")
+        if -1 not in [v[2] for v in manifest.planned_versions(con, table_name, digests)]:
+            return _unchanged_result(con, table, [str(f) for f in files])
 
     common = {"rules": rules_key, "run_date": rules.run_date, "customers_fp": depends,
               "customers_gen": cust_state.get("generation") if cust_state else None}

@@ -18,6 +18,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from orchestration.instance import ensure_instance_yaml
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHURN_TEST_CHROMIUM", "/usr/bin/chromium"))
 # no background traffic: the network is closed, and every refused connection would be console noise
@@ -36,10 +38,7 @@ def pipeline_env(dagster_home: Path, data_dir: Path, **churn: str) -> dict:
 
 def run_pipeline(env: dict, timeout: float = 900) -> str:
     """`python -m orchestration.run`: the job `churn_pipeline` on the persistent instance; its run id."""
-    home = Path(env["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_yaml(Path(env["DAGSTER_HOME"]))
     proc = subprocess.run([sys.executable, "-m", "orchestration.run"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 import os
 import time
 
@@ -41,6 +42,8 @@ def test_sensor_requests_runs_for_new_and_changed_files_only(pipeline_env, tmp_p
 
     first, cursor = _evaluate()
     assert isinstance(first, dg.RunRequest) and "customers.csv" in first.tags["churn/landing_changes"]
+    # the newest data-day partition of the dbt assets (yesterday): the run recomputes what the files touch
+    assert first.partition_key == (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
 
     same, cursor2 = _evaluate(cursor)
     assert isinstance(same, dg.SkipReason) and "no new or changed" in same.skip_message

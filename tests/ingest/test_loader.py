@@ -76,6 +76,31 @@ def test_missing_optional_table_is_empty_and_typed(tmp_path, con):
     assert types["opened_at"] == "TIMESTAMP" and types["satisfaction_score"] == "DOUBLE"
 
 
+def test_an_absent_table_stays_unchanged_until_a_file_arrives_or_leaves(tmp_path, con):
+    """An absent optional table is not rebuilt every run: a new full_built_at each run made dbt
+    recompute every period on every run of a source without that table (CDNOW, Telco)."""
+    def state():
+        return con.execute("select full_built_at, mode from raw.landing_state where table_name = 'support_tickets'").fetchone()
+
+    first = load_table(con, tmp_path, "support_tickets", run_ts=RUN_TS)
+    assert (first.status, first.load_mode) == ("absent", "full")
+    built = state()[0]
+    # next day, nothing delivered: unchanged, the recorded build time stays
+    again = load_table(con, tmp_path, "support_tickets", run_ts=datetime(2024, 6, 2, 12))
+    assert (again.status, again.load_mode, again.present, again.rows_loaded) == ("absent", "unchanged", False, 0)
+    assert state()[0] == built
+    # a file arrives: its rows are loaded
+    _write(tmp_path, "support_tickets.csv", "ticket_id,customer_id,opened_at\nt1,A,2024-05-01T10:00:00\nt2,B,2024-05-02T11:00:00\n")
+    arrived = load_table(con, tmp_path, "support_tickets", run_ts=datetime(2024, 6, 3, 12))
+    assert arrived.present and arrived.rows_loaded == 2
+    assert con.execute("select count(*) from raw.support_tickets").fetchone()[0] == 2
+    # and leaves again: the table is emptied, by a full rebuild
+    (tmp_path / "support_tickets.csv").unlink()
+    gone = load_table(con, tmp_path, "support_tickets", run_ts=datetime(2024, 6, 4, 12))
+    assert (gone.status, gone.load_mode) == ("absent", "full") and state()[0] == datetime(2024, 6, 4, 12)
+    assert con.execute("select count(*) from raw.support_tickets").fetchone()[0] == 0
+
+
 def test_several_files_in_a_table_folder_are_unioned(tmp_path, con):
     _write(tmp_path / "orders", "part-1.csv", "order_id,customer_id,order_date,amount\no1,A,2024-01-01,1\n")
     _write(tmp_path / "orders", "part-2.csv", "order_id,customer_id,order_date,amount,status\no2,B,2024-01-02,2,refunded\n")

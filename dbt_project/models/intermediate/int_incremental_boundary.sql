@@ -5,7 +5,7 @@
 -- change; the model recomputes every period (or day) on or after it (null = everything: first
 -- build, a raw table rebuilt in full, or changed parameters). With d = the earliest event date of
 -- the rows appended since (raw _loaded_at after the model's stored watermark):
---   boundary = least(d, previous as-of date, this as-of date) - inactivity_days - grace_days - 1
+--   boundary = least(d, previous as-of date, this as-of date[, the partition's first day]) - inactivity_days - grace_days - 1
 -- An event on day d changes activity spans from d on (a span may now merge across a gap of up
 -- to inactivity_days / grace_days before d), engagement and recency windows only look forward
 -- from it, and a moving as-of date changes the spans still open at it and the latest periods;
@@ -19,6 +19,12 @@
 {%- set attrs = customer_attribute_columns(ref('customers_snapshot')) %}
 {#- the project's code: a changed model or snapshot makes every incremental model recompute all
     (macros are not covered: after changing one, build once with CHURN_FULL_REFRESH=1) -#}
+{#- a partitioned Dagster run (orchestration/partitions.py) names its first data day: periods that
+    data from that day on can change are recomputed whatever was loaded (a backfill) -#}
+{%- set recompute_from = env_var('CHURN_RECOMPUTE_FROM', '') | trim %}
+{%- if recompute_from and not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', recompute_from) %}
+    {{ exceptions.raise_compiler_error("CHURN_RECOMPUTE_FROM=" ~ recompute_from ~ " is not a date; use YYYY-MM-DD or leave it empty") }}
+{%- endif %}
 {%- set checksums = [] %}
 {%- if execute %}
     {%- for node in graph.nodes.values() | sort(attribute='unique_id') %}
@@ -88,7 +94,8 @@ select
         when (select params from state_{{ loop.index }}) is distinct from (select params from current_params) then null
         when (select n from full_rebuilds_{{ loop.index }}) > 0 then null
         else {{ add_days(
-            'least(coalesce((select d from new_days_' ~ loop.index ~ '), p.as_of_date), coalesce((select as_of_date from state_' ~ loop.index ~ '), p.as_of_date), p.as_of_date)',
+            'least(coalesce((select d from new_days_' ~ loop.index ~ '), p.as_of_date), coalesce((select as_of_date from state_' ~ loop.index ~ '), p.as_of_date), p.as_of_date'
+            ~ (", cast('" ~ recompute_from ~ "' as date)" if recompute_from else '') ~ ')',
             '-(p.inactivity_days + p.grace_days + 1)') }}
     end as boundary,
     (select watermark from loaded) as watermark,
