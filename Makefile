@@ -5,6 +5,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 SOURCE  ?= cdnow
 LANDING ?=
+# BACKFILL=START[:END]: one run recomputing from day START (a single-run backfill of those partitions)
+BACKFILL ?=
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # dagster-dbt looks for `dbt` on PATH (e.g. when `dagster dev` parses the project)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -43,7 +45,7 @@ manifest: install
 	$(BIN)/python -c "from orchestration.run import ensure_manifest; ensure_manifest()"
 
 run: manifest instance
-	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run
+	CHURN_SOURCE=$(SOURCE) CHURN_LANDING_DIR=$(LANDING) $(BIN)/python -m orchestration.run $(if $(BACKFILL),--backfill $(BACKFILL))
 
 test: manifest $(VENV)/duckdb14/.installed
 	sh scripts/ensure_chromium.sh
