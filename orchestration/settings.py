@@ -271,6 +271,18 @@ def _postgres_schema(name: str) -> str:
     return value
 
 
+def _timezone(name: str, default: str) -> str:
+    """An IANA time zone name (the schedule's and the daily partitions'), checked here for a clear error."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    raw = (_env(name, default) or default).strip()
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}={raw!r} is not a time zone; use an IANA name such as UTC or Europe/Berlin") from None
+    return raw
+
+
 def _memory_limit(name: str, default: str) -> str:
     """A DuckDB memory_limit such as 4GB, 512MB or 75% (DuckDB's own syntax, checked here for a clear error)."""
     raw = (_env(name, default) or default).strip()
@@ -305,7 +317,7 @@ def load_settings() -> Settings:
         synthetic_customers=_int("CHURN_SYNTHETIC_CUSTOMERS", 2000, minimum=10),
         seed=_int("CHURN_SEED", 42),
         schedule_cron=_env("CHURN_SCHEDULE_CRON", "0 6 * * *") or "0 6 * * *",
-        schedule_timezone=_env("CHURN_SCHEDULE_TIMEZONE", "UTC") or "UTC",
+        schedule_timezone=_timezone("CHURN_SCHEDULE_TIMEZONE", "UTC"),
         partition_start_date=_date("CHURN_PARTITION_START_DATE") or date(1997, 1, 1),
         future_date_tolerance_days=_int("CHURN_FUTURE_DATE_TOLERANCE_DAYS", 1, minimum=0),
         quarantine_max_share=_float("CHURN_QUARANTINE_MAX_SHARE", 0.05, minimum=0.0, maximum=1.0),

@@ -43,6 +43,8 @@ def test_env_points_dbt_at_the_private_warehouse(tmp_path):
         ({"CHURN_AS_OF_DATE": "31.01.2024"}, "CHURN_AS_OF_DATE='31.01.2024' is not an ISO date"),
         ({"CHURN_SEGMENT_DIMENSIONS": "country,plan; drop table x"}, "not a safe identifier"),
         ({"CHURN_ACTIVITY_SOURCES": "orders,pageviews"}, "CHURN_ACTIVITY_SOURCES entry 'pageviews' is not valid"),
+        ({"CHURN_SCHEDULE_TIMEZONE": "Mars/Base"}, "CHURN_SCHEDULE_TIMEZONE='Mars/Base' is not a time zone"),
+        ({"CHURN_PARTITION_START_DATE": "1.1.1997"}, "CHURN_PARTITION_START_DATE='1.1.1997' is not an ISO date"),
     ],
 )
 def test_bad_settings_give_one_line_errors(monkeypatch, env, message):
