@@ -199,3 +199,39 @@ def test_risk_by_segment_unknown_dimension():
     scored = pd.DataFrame({"customer_id": ["a"], "churn_probability": [0.5], "expected_value_at_risk": [1.0]})
     with pytest.raises(KeyError):
         risk_by_segment(scored, ["plan"])
+
+
+def _drivers_by_row_loop(contribs: np.ndarray, features: list[str], k: int):
+    """The per-row formulation top_drivers replaced: a stable sort of each row, positive values kept."""
+    order = np.argsort(-contribs, axis=1, kind="stable")[:, :k]
+    cols = [[None] * len(contribs) for _ in range(3)]
+    text = []
+    for i in range(len(contribs)):
+        parts = []
+        for j in range(k):
+            v = contribs[i, order[i, j]]
+            if v > 0:
+                cols[j][i] = features[order[i, j]]
+                parts.append(f"{features[order[i, j]]} (+{v:.2f})")
+        text.append("; ".join(parts) if parts else None)
+    return cols, text
+
+
+@pytest.mark.parametrize("n_features", [2, 3, 7])
+def test_top_drivers_equal_a_per_row_stable_sort(n_features):
+    rng = np.random.default_rng(11)
+    # rounded to 0.25 so rows have ties (the earlier feature wins), zeros and negatives
+    contribs = np.round(rng.normal(0, 0.6, size=(500, n_features)) * 4) / 4
+    contribs[:10] = -1.0  # rows without any positive contribution
+    contribs[10:20] = 0.5  # all tied
+    features = [f"f{j}" for j in range(n_features)]
+    k = min(3, n_features)
+    cols, text = score_mod.top_drivers(contribs, features, k)
+    want_cols, want_text = _drivers_by_row_loop(contribs, features, k)
+    for j in range(3):
+        assert list(cols[j]) == want_cols[j]
+    assert text.tolist() == want_text
+    assert text[:10].isna().all() and text[10] == "f0 (+0.50); f1 (+0.50)" + ("; f2 (+0.50)" if k == 3 else "")
+    # actions are looked up per distinct name, same answers as one call per row
+    acts = score_mod.actions_for(cols[0])
+    assert acts.tolist() == [action_for(d) for d in want_cols[0]]

@@ -4,12 +4,13 @@
 --
 -- How (for scale): every event table is read once and aggregated to customer x day first;
 -- no observation is joined to raw events, and no event table is scanned twice.
--- * Interactions (tens of days with events per customer and year) use running totals: the
+-- * Interactions (tens of days with events per customer and year), training points: running totals; the
 --   observation points are added to the customer's day series as marker rows at the
 --   observation date o and at o - 30 and o - 90 days, sorted before the events of their day,
 --   so a running total read at a marker on day x is the total over the days before x, and
 --   "interactions in [o - 30, o)" = total before o - total before o - 30. One sort, linear;
---   days before the customer's earliest window are folded into one row first.
+--   days before the customer's earliest window are folded into one row first. Scoring points
+--   (one date per customer) aggregate the customer's earlier interactions directly.
 -- * Orders, tickets and loyalty events (a few days with events per customer) join the
 --   observation points to the customer's day aggregates (d < o); per customer that is at most
 --   observation dates x event days, far fewer rows than one per raw event.
@@ -21,6 +22,12 @@
 with obs as (select * from {{ ref('int_observation_points') }}),
 
 points as (select distinct customer_id, observation_date from obs),
+
+-- labelled (training) points: many observation dates per customer; scoring points (label null):
+-- one per customer, all at as_of + 1 day
+train_points as (select distinct customer_id, observation_date from obs where label is not null),
+
+score_points as (select distinct customer_id, observation_date from obs where label is null),
 
 -- completed orders per customer and day
 ord_days as (
@@ -45,15 +52,15 @@ ord as (
     group by o.customer_id, o.observation_date
 ),
 
--- interactions per customer and day from 90 days before the customer's earliest observation date
--- (the earliest day any of its windows reads), earlier days folded into one row per customer that
--- keeps their count and latest day; customers without an observation point are left out. So the
--- sort below holds the recent days of the observed customers, not every customer's history
--- (at 1M customers ~16M rows instead of ~89M). Marker rows: back = days before the observation
--- date; null on event rows, which sort after the markers of their day.
+-- Interactions, training points: per customer and day from 90 days before the customer's
+-- earliest training date (the earliest day any of its windows reads), earlier days folded into
+-- one row per customer that keeps their count and latest day, and days from its latest training
+-- date on dropped; customers without a training point are left out. So the sort below holds only
+-- the windows of the sampled customers (at 1M customers ~6M rows), not their whole history. Marker rows: back = days before the observation date; null on event
+-- rows, which sort after the markers of their day.
 int_cut as (
-    select customer_id, {{ add_days('min(observation_date)', -90) }} as cut
-    from points
+    select customer_id, {{ add_days('min(observation_date)', -90) }} as cut, max(observation_date) as hi
+    from train_points
     group by customer_id
 ),
 
@@ -62,14 +69,15 @@ int_series as (
            case when i.occurred_on >= c.cut then i.occurred_on else {{ add_days('c.cut', -1) }} end as d,
            count(*) as n, max(i.occurred_on) as last_d, cast(null as integer) as back
     from {{ ref('stg_crm__interactions') }} i
-    join int_cut c on c.customer_id = i.customer_id
+    -- days on or after the customer's last training date are in no window
+    join int_cut c on c.customer_id = i.customer_id and i.occurred_on < c.hi
     group by i.customer_id, case when i.occurred_on >= c.cut then i.occurred_on else {{ add_days('c.cut', -1) }} end
     union all
-    select customer_id, observation_date, null, null, 0 from points
+    select customer_id, observation_date, null, null, 0 from train_points
     union all
-    select customer_id, {{ add_days('observation_date', -30) }}, null, null, 30 from points
+    select customer_id, {{ add_days('observation_date', -30) }}, null, null, 30 from train_points
     union all
-    select customer_id, {{ add_days('observation_date', -90) }}, null, null, 90 from points
+    select customer_id, {{ add_days('observation_date', -90) }}, null, null, 90 from train_points
 ),
 
 int_run as (
@@ -80,7 +88,7 @@ int_run as (
     window w as (partition by customer_id order by d, back nulls last rows between unbounded preceding and current row)
 ),
 
-inter as (
+inter_train as (
     select customer_id, observation_date,
         cast(max(case when back = 0 then n_before end) - coalesce(max(case when back = 30 then n_before end), 0) as hugeint) as interactions_30d,
         cast(max(case when back = 0 then n_before end) - coalesce(max(case when back = 90 then n_before end), 0) as hugeint) as interactions_90d,
@@ -93,6 +101,25 @@ inter as (
     group by customer_id, observation_date
     -- only customers with an interaction before the observation date (as an inner join gives)
     having max(case when back = 0 then n_before end) > 0
+),
+
+-- Interactions, scoring points (one per customer): a direct aggregate of the customer's earlier
+-- interactions, one pass with no sort (the running totals above pay off only for many dates per
+-- customer; at 1M customers this is ~1 s against ~10 s through the series).
+inter_score as (
+    select p.customer_id, p.observation_date,
+        cast(sum(case when i.occurred_on >= {{ add_days('p.observation_date', -30) }} then 1 else 0 end) as hugeint) as interactions_30d,
+        cast(sum(case when i.occurred_on >= {{ add_days('p.observation_date', -90) }} then 1 else 0 end) as hugeint) as interactions_90d,
+        max(i.occurred_on) as last_interaction_date
+    from score_points p
+    join {{ ref('stg_crm__interactions') }} i on i.customer_id = p.customer_id and i.occurred_on < p.observation_date
+    group by p.customer_id, p.observation_date
+),
+
+inter as (
+    select * from inter_train
+    union all
+    select * from inter_score
 ),
 
 -- tickets per customer and day they were opened, and per first day on which both the opening
