@@ -76,9 +76,17 @@ def psi_numeric(reference: Any, current: Any, *, n_bins: int = N_BINS, min_width
     return psi_from_shares(_shares(_numeric_counts(reference, edges)), _shares(_numeric_counts(current, edges)))
 
 
+def _levels(values: Any) -> pd.Series:
+    """Each value as its str() text, missing values as None (one C-level pass, not a Python call per row)."""
+    s = pd.Series(values, dtype=object)
+    missing = s.isna().to_numpy()
+    out = s.astype(str).astype(object)
+    out[missing] = None
+    return out
+
+
 def psi_categorical(reference: Any, current: Any) -> float:
-    ref = pd.Series(reference, dtype=object).map(lambda v: None if pd.isna(v) else str(v))
-    cur = pd.Series(current, dtype=object).map(lambda v: None if pd.isna(v) else str(v))
+    ref, cur = _levels(reference), _levels(current)
     levels = sorted(set(ref.dropna()) | set(cur.dropna()))
 
     def counts(s: pd.Series) -> np.ndarray:

@@ -57,6 +57,9 @@ SCHEMAS = ("raw", "staging", "snapshots", "intermediate", "marts", "ml")
 SELECT = ("+fct_churn_segment_period", "+fct_churn_period", "+fct_cohort_retention", "+ml_observations", "+ml_scoring_set")
 
 
+# the incremental dbt models, each with its own state row (meta.incremental_state)
+INCREMENTAL_MODELS = ("fct_customer_period", "int_customer_period_activity", "int_customer_values", "int_mrr_movements")
+
 def _split_landing(tmp: Path) -> tuple[Path, dict[str, Path], date]:
     """Synthetic data cut at D+1: the landing folder with rows up to D, one file per table with D+1's rows, and D."""
     src = tmp / "synthetic"
@@ -154,6 +157,11 @@ def test_incremental_day_equals_full_rebuild(pipeline_env, tmp_path, definition)
         first = con.execute("select min(period_start) from marts.fct_customer_period").fetchone()[0]
         n_cp_day = con.execute("select count(*) from marts.fct_customer_period").fetchone()[0]
         con.execute("update marts.fct_customer_period set days_since_last_activity = days_since_last_activity + 100000 where period_start = ?", [first])
+        # the same for the activity aggregates: the first period's touches are read by no window of
+        # a recomputed period (it folds into the row before the windows), so a mark changes nothing
+        first_activity = con.execute("select min(period_start) from intermediate.int_customer_period_activity").fetchone()[0]
+        con.execute("update intermediate.int_customer_period_activity set touches = touches + 100000 where period_start = ?",
+                    [first_activity])
 
     # ... then D+1 arrives: one new file per table, loaded by appending, and an incremental dbt build
     for t, f in day_files.items():
@@ -177,10 +185,20 @@ def test_incremental_day_equals_full_rebuild(pipeline_env, tmp_path, definition)
                              "where period_start = ?", [first]).fetchone()
         assert marked[0] == marked[1] > 0
         con.execute("update marts.fct_customer_period set days_since_last_activity = days_since_last_activity - 100000 where period_start = ?", [first])
+        marked = con.execute("select count(*) filter (where touches >= 100000), count(*) from intermediate.int_customer_period_activity "
+                             "where period_start = ?", [first_activity]).fetchone()
+        assert marked[0] == marked[1] > 0
+        con.execute("update intermediate.int_customer_period_activity set touches = touches - 100000 where period_start = ?",
+                    [first_activity])
+        # only the periods from the one holding the boundary were aggregated again
+        recomputed = con.execute("select count(*), min(period_start) from intermediate.int_customer_period_activity "
+                                 "where period_start >= date_trunc(?, ?::date)", [a.period_grain, boundary]).fetchone()
+        total_activity = con.execute("select count(*) from intermediate.int_customer_period_activity").fetchone()[0]
+        assert 0 < recomputed[0] < total_activity
         n_cp = con.execute("select count(*) from marts.fct_customer_period").fetchone()[0]
         # every incremental model records its own state; here all were built from the same data
         states = con.execute("select model, boundary, watermark from meta.incremental_state order by 1").fetchall()
-        assert states == [(m, boundary, watermark) for m in ("fct_customer_period", "int_mrr_movements")], states
+        assert states == [(m, boundary, watermark) for m in INCREMENTAL_MODELS], states
     run = json.loads((a.data_dir / "dbt_target" / "run_results.json").read_text())
     assert next(r["status"] for r in run["results"] if r["unique_id"].endswith(".fct_customer_period")) == "success"
     # fewer customer-period rows recomputed than a full build writes
@@ -214,14 +232,14 @@ def test_changed_model_code_makes_incremental_models_recompute_everything(pipeli
             return dict(con.execute("select model, boundary from intermediate.int_incremental_boundary").fetchall())
 
     # same code, nothing new: every incremental model would recompute only from its boundary
-    assert all(b is not None for b in boundaries().values()) and set(boundaries()) == {"fct_customer_period", "int_mrr_movements"}
+    assert all(b is not None for b in boundaries().values()) and set(boundaries()) == set(INCREMENTAL_MODELS)
     # the same project with one model's SQL changed (a comment is enough: dbt's checksum is of the file)
     copy = tmp_path / "dbt_project"
     shutil.copytree(REPO_ROOT / "dbt_project", copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
     model = copy / "models" / "marts" / "fct_customer_period.sql"
     model.write_text(model.read_text() + "\n-- changed\n")
     dbt_build(s, ("int_incremental_boundary",), project_dir=copy)
-    assert boundaries() == {"fct_customer_period": None, "int_mrr_movements": None}
+    assert boundaries() == dict.fromkeys(INCREMENTAL_MODELS)
 
 
 def test_a_partition_backfill_recomputes_the_periods_from_its_first_day(pipeline_env, tmp_path):

@@ -89,8 +89,8 @@ spend as (
     where boundary >= (select min(period_start) from periods)
 ),
 
--- Engagement and recency, at period grain: every touch-point (int_customer_activity_events) is
--- counted once per customer and period, and a window over the customer's periods reads
+-- Engagement and recency, at period grain: the touch-points per customer and period
+-- (int_customer_period_activity, kept incrementally), and a window over the customer's periods reads
 --   touches before the period = touch-points in the N whole periods before it (N =
 --     engagement_window_periods(): 3 months, 13 weeks or 1 quarter, i.e. the last ~90 days)
 --   last activity             = the latest touch-point before the period ends.
@@ -103,15 +103,15 @@ window_start as (
 ),
 
 activity as (
-    -- events before the window start are grouped into the period just before it (only their
+    -- the periods before the window start fold into the period just before it (only their
     -- latest day is read from that row: no frame of these periods reaches it)
-    select e.customer_id,
-           case when e.activity_date < w.d then {{ add_periods('w.d', -1) }} else {{ period_trunc('e.activity_date') }} end as period_start,
-           count(*) as touches,
-           sum(case when e.activity_source = 'interactions' then 1 else 0 end) as interactions_count,
-           sum(case when e.activity_source = 'support_tickets' then 1 else 0 end) as tickets_count,
-           max(e.activity_date) as last_activity_date
-    from {{ ref('int_customer_activity_events') }} e
+    select a.customer_id,
+           case when a.period_start < w.d then {{ add_periods('w.d', -1) }} else a.period_start end as period_start,
+           sum(a.touches) as touches,
+           sum(a.interactions_count) as interactions_count,
+           sum(a.tickets_count) as tickets_count,
+           max(a.last_activity_date) as last_activity_date
+    from {{ ref('int_customer_period_activity') }} a
     cross join window_start w
     group by 1, 2
 ),
