@@ -260,10 +260,10 @@ def risk_by_segment(
             values = pd.Series(["all"] * len(scored), dtype=object)
         else:
             # Null segment values get an explicit bucket so their risk is not dropped.
-            values = pd.Series(
-                [MISSING_SEGMENT if pd.isna(v) else str(v) for v in scored[dim].astype(object)],
-                dtype=object,
-            )
+            raw = pd.Series(scored[dim], dtype=object).reset_index(drop=True)
+            missing = raw.isna().to_numpy()
+            values = raw.astype(str).astype(object)  # str() of each value, in one C-level pass
+            values[missing] = MISSING_SEGMENT
         g = base.assign(segment_value=values.to_numpy()).groupby("segment_value", sort=False)
         agg = pd.DataFrame(
             {

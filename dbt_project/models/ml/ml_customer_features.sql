@@ -103,17 +103,29 @@ inter_train as (
     having max(case when back = 0 then n_before end) > 0
 ),
 
--- Interactions, scoring points (one per customer): a direct aggregate of the customer's earlier
--- interactions, one pass with no sort (the running totals above pay off only for many dates per
--- customer; at 1M customers this is ~1 s against ~10 s through the series).
+-- Interactions, scoring points: every scoring point is at the same date (as_of + 1 day; see
+-- int_observation_points and the test on ml_scoring_set), so each customer's earlier interactions
+-- are aggregated against that one date, with no join to the events and no sort (at 1M customers
+-- ~1 s, against ~10 s through the series above).
+score_date as (
+    select max(observation_date) as d, {{ add_days('max(observation_date)', -30) }} as d30,
+        {{ add_days('max(observation_date)', -90) }} as d90
+    from score_points
+),
+
 inter_score as (
-    select p.customer_id, p.observation_date,
-        cast(sum(case when i.occurred_on >= {{ add_days('p.observation_date', -30) }} then 1 else 0 end) as hugeint) as interactions_30d,
-        cast(sum(case when i.occurred_on >= {{ add_days('p.observation_date', -90) }} then 1 else 0 end) as hugeint) as interactions_90d,
-        max(i.occurred_on) as last_interaction_date
-    from score_points p
-    join {{ ref('stg_crm__interactions') }} i on i.customer_id = p.customer_id and i.occurred_on < p.observation_date
-    group by p.customer_id, p.observation_date
+    select p.customer_id, p.observation_date, a.interactions_30d, a.interactions_90d, a.last_interaction_date
+    from (
+        -- the dates as scalar subqueries: constants for the scan, not a join with every event
+        select customer_id,
+            cast(sum(case when occurred_on >= (select d30 from score_date) then 1 else 0 end) as hugeint) as interactions_30d,
+            cast(sum(case when occurred_on >= (select d90 from score_date) then 1 else 0 end) as hugeint) as interactions_90d,
+            max(occurred_on) as last_interaction_date
+        from {{ ref('stg_crm__interactions') }}
+        where occurred_on < (select d from score_date)
+        group by customer_id
+    ) a
+    join score_points p on p.customer_id = a.customer_id and p.observation_date = (select d from score_date)
 ),
 
 inter as (
