@@ -201,8 +201,18 @@ def current_version(out_dir: Path) -> str | None:
     return Path(os.readlink(link)).name
 
 
+def _check_current_is_a_link(out_dir: Path) -> None:
+    link = out_dir / CURRENT
+    if link.is_dir() and not link.is_symlink():
+        # e.g. the published folder was copied without keeping symlinks (cp -r): a rename cannot
+        # replace a folder, and deleting one that a reader may be using is not ours to do
+        raise PublishError(f"{link} is a folder, not the symlink the publisher switches; move it away "
+                           f"(e.g. mv {link} {link}.old) and run again")
+
+
 def _switch(out_dir: Path, version: str) -> None:
     """Point ``current`` at ``versions/<version>`` with one atomic rename."""
+    _check_current_is_a_link(out_dir)
     tmp = out_dir / f".link-{uuid.uuid4().hex[:12]}"
     os.symlink(f"{VERSIONS}/{version}", tmp)
     os.replace(tmp, out_dir / CURRENT)
@@ -425,6 +435,7 @@ def publish(
         postgres = PostgresTarget(postgres_url, postgres_schema)
         extra["postgres"] = {"schema": postgres.schema}
     with publish_lock(out_dir):
+        _check_current_is_a_link(out_dir)  # before anything is written
         _cleanup(out_dir)
         _adopt_legacy(out_dir)
         staging = out_dir / f".staging-{uuid.uuid4().hex[:12]}"

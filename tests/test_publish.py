@@ -375,3 +375,23 @@ def test_as_of_in_publish_info_and_manifest(tmp_path):
     assert con.execute("select as_of_date from publish_info").fetchone() == ("2024-02-29",)
     con.close()
     assert date.fromisoformat(manifest["published_at"][:10])
+
+
+def test_a_copied_folder_in_place_of_the_current_link_is_a_clear_error_and_changes_nothing(tmp_path):
+    # `cp -r` of a published folder turns every symlink into a copy: `current` becomes a folder
+    wh = make_warehouse(tmp_path / "wh.duckdb")
+    do_publish(wh, tmp_path / "orig", "one")
+    import shutil
+
+    out = tmp_path / "copied"
+    shutil.copytree(tmp_path / "orig", out, symlinks=False)
+    assert (out / "current").is_dir() and not (out / "current").is_symlink()
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    con = duckdb.connect(str(wh))
+    with pytest.raises(pub.PublishError) as err:
+        pub.publish(con, PUBLISHED_TABLES, out, run_id="two")
+    con.close()
+    message = str(err.value)
+    assert "\n" not in message and str(out / "current") in message and "is a folder" in message and "mv " in message
+    # nothing was adopted, staged or switched
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
