@@ -31,3 +31,19 @@ def test_only_the_newest_invocation_folders_are_kept(tmp_path):
     removed = prune_invocation_dirs(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["churn_dbt_models-run0", "churn_dbt_models-run1", "churn_dbt_models-run2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["churn_dbt_models-run3", "churn_dbt_models-run4", "partial_parse.msgpack"]
+
+
+def test_the_dbt_version_comes_from_the_installed_dbt_core_and_matches_the_executable():
+    # dagster-dbt would run `dbt --version` on every run; the resource reads the package version
+    # instead, which must be what that executable reports (the second method, run here once)
+    import re
+    import subprocess
+
+    from orchestration.resources import ChurnDbtCliResource, build_resources
+
+    dbt = build_resources()["dbt"]
+    assert isinstance(dbt, ChurnDbtCliResource)
+    printed = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    core = re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed) or re.search(r"(\d+\.\d+\.\d+)", printed)
+    assert str(dbt._cli_version) == core.group(1)
+    assert dbt._cli_version.major == 1  # dbt-core, not the Fusion engine
