@@ -90,7 +90,35 @@ def test_e2e_synthetic(pipeline_env):
     con.close()
     assert mats["marts/fct_customer_period"]["dagster/row_count"].value == n_cp > 0
     assert "dagster/row_count" not in mats["staging/stg_crm__orders"]
+    assert_risk_by_segment_equals_a_pandas_groupby(s)
     assert_backfill_is_one_run_from_its_first_day(instance, s)
+
+
+def assert_risk_by_segment_equals_a_pandas_groupby(s) -> None:
+    """Every segment row of ml.churn_risk_by_segment (unsuppressed, in the warehouse) equals a
+    groupby of the scores merged with the scoring set's attributes in pandas (a second method)."""
+    con = duckdb.connect(str(s.warehouse_path), read_only=True)
+    seg = con.sql("select * from ml.churn_risk_by_segment").df()
+    scores = con.sql("select * from ml.customer_churn_scores").df()
+    attrs = con.sql("select * from ml.ml_scoring_set").df()
+    con.close()
+    dims = sorted(set(seg.segment_dimension) - {"all"})
+    assert len(dims) >= 3
+    merged = scores.merge(attrs[["customer_id", *dims]], on="customer_id", how="left")
+    checked = 0
+    for dim in dims:
+        values = merged[dim].astype(object).where(merged[dim].notna(), None)
+        expected = merged.assign(v=[("(missing)" if v is None else str(v)) for v in values]).groupby("v")
+        got = seg[seg.segment_dimension == dim].set_index("segment_value")
+        assert sorted(got.index) == sorted(expected.groups), dim
+        for value, rows in expected:
+            row = got.loc[value]
+            assert row.customers == len(rows)
+            assert abs(row.expected_churners - rows.churn_probability.sum()) < 1e-9
+            assert abs(row.expected_mrr_at_risk - rows.expected_mrr_at_risk.sum()) < 1e-6
+            assert row.high_risk_customers == int((rows.churn_probability >= s.high_risk_threshold).sum())
+            checked += 1
+    assert checked > 6
 
 
 def assert_backfill_is_one_run_from_its_first_day(instance, s) -> None:

@@ -288,13 +288,17 @@ def churn_risk_by_segment(context: dg.AssetExecutionContext, warehouse: Warehous
     settings = get_settings()
     with warehouse.connect() as con:
         dims = [r[0] for r in con.execute("select distinct segment_dimension from marts.fct_churn_segment_period order by 1").fetchall()]
-        scores = con.sql("select * from ml.customer_churn_scores").df()
-        # only the segment columns of the scoring set (it has ~60 feature columns per customer)
+        # only the columns the roll-up reads, joined in DuckDB: the scores' text columns (drivers,
+        # actions) and the scoring set's ~60 feature columns never reach pandas (at 1M customers
+        # reading them whole took ~3 s)
         have = {r[0] for r in con.execute("select column_name from information_schema.columns "
                                           "where table_schema = 'ml' and table_name = 'ml_scoring_set'").fetchall()}
-        keep = ["customer_id"] + [d for d in dims if d in have and d not in scores.columns]
-        attrs = con.sql("select " + ", ".join(f'"{c}"' for c in keep) + " from ml.ml_scoring_set").df()
-        merged = scores.merge(attrs[keep], on="customer_id", how="left")
+        seg_cols = [d for d in dims if d in have and d not in SCORE_COLUMNS]
+        merged = con.sql(
+            "select s.customer_id, s.churn_probability, s.expected_mrr_at_risk, s.clv_at_risk"
+            + "".join(f', a."{c}"' for c in seg_cols)
+            + " from ml.customer_churn_scores s left join ml.ml_scoring_set a on a.customer_id = s.customer_id"
+        ).df()
         dims_present = [d for d in dims if d in merged.columns]
         seg = score.risk_by_segment(merged, dims_present, high=settings.high_risk_threshold)
         con.register("_seg", seg)
