@@ -187,7 +187,11 @@ def _drift(context: dg.AssetExecutionContext, result: train.TrainResult, frame: 
     previous = snapshots[-1] if snapshots else None
     psi: dict[str, float] = {}
     if previous is not None:
-        psi = drift.drift_report(pd.read_parquet(previous), current, ["churn_probability", *top])
+        import pyarrow.parquet as pq
+
+        # only the columns compared (the snapshot holds every feature of every scored customer)
+        wanted = [c for c in ["churn_probability", *top] if c in set(pq.read_schema(previous).names)]
+        psi = drift.drift_report(pd.read_parquet(previous, columns=wanted), current, ["churn_probability", *top])
     registry.save_scoring_snapshot(
         settings.models_dir, current,
         {"model_version": model_version, "run_id": context.run_id, "rows": len(current),
