@@ -76,12 +76,34 @@ def failure_lines(result) -> list[str]:
                 text = f"step {ev.step_key} failed: {_error_text(inner.message if inner else 'failed')}"
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
-            if data.passed:
+            if data.passed or _is_warning(data):
                 continue
             description = (data.description or "failed").strip().splitlines()[0]
             text = f"check {data.check_name} on {data.asset_key.to_user_string()} failed: {description}"
         else:
             continue
+        if text not in lines:
+            lines.append(text)
+    return lines
+
+
+def _is_warning(check_data) -> bool:
+    """A failed check of WARN severity (e.g. score drift) is a warning: it blocks nothing, the run
+    publishes, so it must not be reported as a failure or turn the exit status non-zero."""
+    return getattr(getattr(check_data, "severity", None), "value", None) == "WARN"
+
+
+def warning_lines(result) -> list[str]:
+    """One line per failed WARN-severity check (shown after a successful run)."""
+    lines: list[str] = []
+    for ev in result.all_events:
+        if ev.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        data = ev.event_specific_data
+        if data.passed or not _is_warning(data):
+            continue
+        description = (data.description or "failed").strip().splitlines()[0]
+        text = f"check {data.check_name} on {data.asset_key.to_user_string()} warns: {description}"
         if text not in lines:
             lines.append(text)
     return lines
@@ -217,6 +239,8 @@ def main() -> int:
     if quarantined:
         print("data set aside during ingest:")
         print("\n".join(quarantined))
+    for line in warning_lines(result):  # published all the same; see `make ui` for the check's metadata
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -64,7 +64,9 @@ def test_a_bad_setting_is_one_line(tmp_path):
 def test_failure_lines_give_one_line_per_problem():
     from types import SimpleNamespace as NS
 
-    from orchestration.run import failure_lines
+    import dagster as dg
+
+    from orchestration.run import failure_lines, warning_lines
 
     def err(message, cause=None, cls="Exception"):
         return NS(message=message, cause=cause, cls_name=cls)
@@ -86,6 +88,11 @@ def test_failure_lines_give_one_line_per_problem():
                                   asset_key=NS(to_user_string=lambda: "raw/customers"))),
         NS(event_type_value="ASSET_CHECK_EVALUATION", step_key="x",
            event_specific_data=NS(passed=True, check_name="ok", description="fine", asset_key=None)),
+        # a failed WARN-severity check (score drift) blocks nothing and the run publishes: a warning
+        NS(event_type_value="ASSET_CHECK_EVALUATION", step_key="x",
+           event_specific_data=NS(passed=False, check_name="score_drift_psi", description="PSI 0.41 > 0.25\nmore",
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  asset_key=NS(to_user_string=lambda: "customer_churn_scores"))),
     ]
     assert failure_lines(NS(all_events=events)) == [
         "orders.csv: bad",
@@ -93,3 +100,4 @@ def test_failure_lines_give_one_line_per_problem():
         "Failure in test assert_features_before_observation; Got 605 results, configured to fail if != 0",
         "check gx_raw_customers on raw/customers failed: raw.customers: not unique",
     ]
+    assert warning_lines(NS(all_events=events)) == ["check score_drift_psi on customer_churn_scores warns: PSI 0.41 > 0.25"]
