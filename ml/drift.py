@@ -76,17 +76,18 @@ def psi_numeric(reference: Any, current: Any, *, n_bins: int = N_BINS, min_width
     return psi_from_shares(_shares(_numeric_counts(reference, edges)), _shares(_numeric_counts(current, edges)))
 
 
-def _levels(values: Any) -> pd.Series:
-    """Each value as its str() text, missing values as None (one C-level pass, not a Python call per row)."""
-    s = pd.Series(values, dtype=object)
-    missing = s.isna().to_numpy()
+def text_values(values: Any, missing: str | None = None) -> pd.Series:
+    """Each value as its str() text, missing values as ``missing`` (a fresh RangeIndex; one C-level
+    pass, not a Python call per row: used for categorical PSI bins and segment values)."""
+    s = pd.Series(values, dtype=object).reset_index(drop=True)
+    is_missing = s.isna().to_numpy()
     out = s.astype(str).astype(object)
-    out[missing] = None
+    out[is_missing] = missing
     return out
 
 
 def psi_categorical(reference: Any, current: Any) -> float:
-    ref, cur = _levels(reference), _levels(current)
+    ref, cur = text_values(reference), text_values(current)
     levels = sorted(set(ref.dropna()) | set(cur.dropna()))
 
     def counts(s: pd.Series) -> np.ndarray:

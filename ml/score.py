@@ -34,6 +34,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from ml.drift import text_values
 from ml.features import DATE_COLUMN, ID_COLUMN, VALUE_COLUMN
 from ml.train import TrainResult, make_dmatrix
 
@@ -260,10 +261,7 @@ def risk_by_segment(
             values = pd.Series(["all"] * len(scored), dtype=object)
         else:
             # Null segment values get an explicit bucket so their risk is not dropped.
-            raw = pd.Series(scored[dim], dtype=object).reset_index(drop=True)
-            missing = raw.isna().to_numpy()
-            values = raw.astype(str).astype(object)  # str() of each value, in one C-level pass
-            values[missing] = MISSING_SEGMENT
+            values = text_values(scored[dim], missing=MISSING_SEGMENT)
         g = base.assign(segment_value=values.to_numpy()).groupby("segment_value", sort=False)
         agg = pd.DataFrame(
             {
